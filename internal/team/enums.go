@@ -1,0 +1,156 @@
+// Package team holds the teaming model: the enums as Windows spells them, a
+// team's declared spec and its validation, status derivation and bucket
+// assignment. It imports no OS code so every rule is testable without root.
+package team
+
+import (
+	"fmt"
+	"strings"
+)
+
+// enum is the shared machinery of the string-valued enums below: one table
+// gives both the Windows spelling (used on the wire and in listings) and the
+// CLI spelling (kebab-case, as users type it).
+type enum struct {
+	kind    string
+	windows []string
+	cli     []string
+}
+
+func (e enum) String(v int) string {
+	if v < 0 || v >= len(e.windows) {
+		return fmt.Sprintf("%s(%d)", e.kind, v)
+	}
+	return e.windows[v]
+}
+
+// parse accepts either spelling, case-insensitively.
+func (e enum) parse(s string) (int, error) {
+	for i := range e.windows {
+		if strings.EqualFold(s, e.windows[i]) || strings.EqualFold(s, e.cli[i]) {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown %s %q (want one of %s)", e.kind, s, strings.Join(e.cli, ", "))
+}
+
+// Mode is the teaming mode.
+type Mode int
+
+// Teaming modes.
+const (
+	SwitchIndependent Mode = iota
+	Static
+	Lacp
+)
+
+var modes = enum{"teaming mode",
+	[]string{"SwitchIndependent", "Static", "Lacp"},
+	[]string{"switch-independent", "static", "lacp"}}
+
+func (m Mode) String() string                { return modes.String(int(m)) }
+func (m Mode) MarshalText() ([]byte, error)  { return []byte(m.String()), nil }
+func (m *Mode) UnmarshalText(b []byte) error { v, err := modes.parse(string(b)); *m = Mode(v); return err }
+
+// ParseMode accepts "switch-independent" or "SwitchIndependent" and so on.
+func ParseMode(s string) (Mode, error) { v, err := modes.parse(s); return Mode(v), err }
+
+// Algorithm is the load-balancing algorithm.
+type Algorithm int
+
+// Load-balancing algorithms. Dynamic is the default, as in New-NetLbfoTeam.
+const (
+	Dynamic Algorithm = iota
+	TransportPorts
+	IPAddresses
+	MacAddresses
+	HyperVPort
+)
+
+var algorithms = enum{"load-balancing algorithm",
+	[]string{"Dynamic", "TransportPorts", "IPAddresses", "MacAddresses", "HyperVPort"},
+	[]string{"dynamic", "transport-ports", "ip-addresses", "mac-addresses", "hyperv-port"}}
+
+func (a Algorithm) String() string                { return algorithms.String(int(a)) }
+func (a Algorithm) MarshalText() ([]byte, error)  { return []byte(a.String()), nil }
+func (a *Algorithm) UnmarshalText(b []byte) error { v, err := algorithms.parse(string(b)); *a = Algorithm(v); return err }
+
+// ParseAlgorithm accepts "transport-ports" or "TransportPorts" and so on.
+func ParseAlgorithm(s string) (Algorithm, error) { v, err := algorithms.parse(s); return Algorithm(v), err }
+
+// Status is the team's status.
+type Status int
+
+// Team status: Up when every member that should carry traffic does,
+// Degraded when some member has failed, Down when none carries traffic.
+const (
+	Up Status = iota
+	Degraded
+	Down
+)
+
+var statuses = enum{"status", []string{"Up", "Degraded", "Down"}, []string{"up", "degraded", "down"}}
+
+func (s Status) String() string                { return statuses.String(int(s)) }
+func (s Status) MarshalText() ([]byte, error)  { return []byte(s.String()), nil }
+func (s *Status) UnmarshalText(b []byte) error { v, err := statuses.parse(string(b)); *s = Status(v); return err }
+
+// OperStatus is a member's operational status.
+type OperStatus int
+
+// Member operational status.
+const (
+	OperActive OperStatus = iota
+	OperStandby
+	OperFailed
+)
+
+var operStatuses = enum{"operational status",
+	[]string{"Active", "Standby", "Failed"}, []string{"active", "standby", "failed"}}
+
+func (s OperStatus) String() string                { return operStatuses.String(int(s)) }
+func (s OperStatus) MarshalText() ([]byte, error)  { return []byte(s.String()), nil }
+func (s *OperStatus) UnmarshalText(b []byte) error { v, err := operStatuses.parse(string(b)); *s = OperStatus(v); return err }
+
+// AdminMode is a member's administrative mode.
+type AdminMode int
+
+// Member administrative mode: at most one Standby member per team.
+const (
+	AdminActive AdminMode = iota
+	AdminStandby
+)
+
+var adminModes = enum{"administrative mode",
+	[]string{"Active", "Standby"}, []string{"active", "standby"}}
+
+func (m AdminMode) String() string                { return adminModes.String(int(m)) }
+func (m AdminMode) MarshalText() ([]byte, error)  { return []byte(m.String()), nil }
+func (m *AdminMode) UnmarshalText(b []byte) error { v, err := adminModes.parse(string(b)); *m = AdminMode(v); return err }
+
+// FailureReason says why a member is not carrying traffic.
+type FailureReason int
+
+// Failure reasons, as Get-NetLbfoTeamMember spells them.
+const (
+	NoFailure FailureReason = iota
+	AdministrativeDecision
+	PhysicalMediaDisconnected
+	WaitingForStableConnectivity
+	LacpNegotiationIssue
+	NicNotPresent
+)
+
+var failureReasons = enum{"failure reason",
+	[]string{"NoFailure", "AdministrativeDecision", "PhysicalMediaDisconnected",
+		"WaitingForStableConnectivity", "LacpNegotiationIssue", "NicNotPresent"},
+	[]string{"no-failure", "administrative-decision", "physical-media-disconnected",
+		"waiting-for-stable-connectivity", "lacp-negotiation-issue", "nic-not-present"}}
+
+func (r FailureReason) String() string               { return failureReasons.String(int(r)) }
+func (r FailureReason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+func (r *FailureReason) UnmarshalText(b []byte) error {
+	v, err := failureReasons.parse(string(b))
+	*r = FailureReason(v)
+	return err
+}

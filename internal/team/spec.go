@@ -1,0 +1,156 @@
+package team
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MaxNameLen is the longest Linux interface name (IFNAMSIZ - 1); the team
+// NIC carries the team's name, so team names obey it too.
+const MaxNameLen = 15
+
+// Spec is a team as the user declared it. It is what the daemon persists.
+type Spec struct {
+	Name      string       `json:"name"`
+	Members   []MemberSpec `json:"members"` // the first is the primary: its MAC is the team's
+	Mode      Mode         `json:"teamingMode"`
+	Algorithm Algorithm    `json:"loadBalancingAlgorithm"`
+	// UpDelay is how long a member that regained carrier waits before it
+	// carries traffic again, so a flapping cable does not move flows back
+	// and forth. Zero rejoins at once.
+	UpDelay time.Duration `json:"upDelay,omitempty"`
+}
+
+// MemberSpec is one declared member.
+type MemberSpec struct {
+	Name string    `json:"name"`
+	Mode AdminMode `json:"administrativeMode"`
+}
+
+// Member returns the declared member called name.
+func (s *Spec) Member(name string) (MemberSpec, bool) {
+	for _, m := range s.Members {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return MemberSpec{}, false
+}
+
+// MemberNames lists the members in declaration order.
+func (s *Spec) MemberNames() []string {
+	names := make([]string, len(s.Members))
+	for i, m := range s.Members {
+		names[i] = m.Name
+	}
+	return names
+}
+
+// Supported reports whether the mode and algorithm are implemented; the
+// others are refused at the door rather than half-working.
+func (s *Spec) Supported() error {
+	if s.Mode != SwitchIndependent {
+		return fmt.Errorf("teaming mode %s is not supported yet (use switch-independent)", s.Mode)
+	}
+	if s.Algorithm == HyperVPort {
+		return fmt.Errorf("load-balancing algorithm %s is not supported yet (use dynamic, transport-ports, ip-addresses or mac-addresses)", s.Algorithm)
+	}
+	return nil
+}
+
+// LinkFacts is what validation needs to know about an existing interface.
+type LinkFacts struct {
+	Loopback bool
+	TeamNIC  string // non-empty when the interface is the NIC (or hidden peer) of this team
+	InTeam   string // non-empty when the interface is a member of this team
+}
+
+// Inventory answers questions about the host's interfaces during validation.
+// The daemon backs it with netlink and its own records; tests with a map.
+type Inventory interface {
+	// Link returns facts about an interface; ok is false when it does not exist.
+	Link(name string) (facts LinkFacts, ok bool)
+}
+
+// ErrInvalid marks every validation error, so the API can answer 400.
+var ErrInvalid = errors.New("invalid")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+// ValidateName checks a team name before anything else is looked at.
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return invalid("team name is empty")
+	case len(name) > MaxNameLen:
+		return invalid("team name %q is %d characters; interface names are at most %d", name, len(name), MaxNameLen)
+	}
+	for _, r := range name {
+		if r <= ' ' || r == '/' || r == ':' || r > '~' {
+			return invalid("team name %q: character %q is not allowed in an interface name", name, r)
+		}
+	}
+	return nil
+}
+
+// ValidateNew checks a spec for a team that does not exist yet.
+func ValidateNew(s *Spec, inv Inventory) error {
+	if err := ValidateName(s.Name); err != nil {
+		return err
+	}
+	if f, ok := inv.Link(s.Name); ok {
+		if f.TeamNIC != "" {
+			return invalid("team %q already exists", s.Name)
+		}
+		return invalid("team name %q is already the name of an interface", s.Name)
+	}
+	if err := s.Supported(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return ValidateMembers(s, inv)
+}
+
+// ValidateMembers checks the member list of s against the host.
+func ValidateMembers(s *Spec, inv Inventory) error {
+	if len(s.Members) == 0 {
+		return invalid("team %q: no members (give at least one with --members)", s.Name)
+	}
+	seen := map[string]bool{}
+	standby := ""
+	active := 0
+	for _, m := range s.Members {
+		if m.Name == "" {
+			return invalid("team %q: empty member name", s.Name)
+		}
+		if seen[m.Name] {
+			return invalid("team %q: member %q listed twice", s.Name, m.Name)
+		}
+		seen[m.Name] = true
+		if m.Mode == AdminStandby {
+			if standby != "" {
+				return invalid("team %q: %q and %q are both standby; a team has at most one standby member", s.Name, standby, m.Name)
+			}
+			standby = m.Name
+		} else {
+			active++
+		}
+		f, ok := inv.Link(m.Name)
+		switch {
+		case !ok:
+			return invalid("team %q: member %q: no such interface", s.Name, m.Name)
+		case f.Loopback:
+			return invalid("team %q: member %q is a loopback interface", s.Name, m.Name)
+		case f.TeamNIC != "":
+			return invalid("team %q: member %q is the interface of team %q; a team cannot be a member", s.Name, m.Name, f.TeamNIC)
+		case f.InTeam != "" && f.InTeam != s.Name:
+			return invalid("team %q: member %q is already in team %q", s.Name, m.Name, f.InTeam)
+		}
+	}
+	if active == 0 {
+		return invalid("team %q: every member is standby; at least one must be active", s.Name)
+	}
+	return nil
+}

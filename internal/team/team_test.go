@@ -1,0 +1,188 @@
+package team
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+type fakeInventory map[string]LinkFacts
+
+func (f fakeInventory) Link(name string) (LinkFacts, bool) { l, ok := f[name]; return l, ok }
+
+func TestParseBothSpellings(t *testing.T) {
+	for _, s := range []string{"transport-ports", "TransportPorts", "transportports"} {
+		if a, err := ParseAlgorithm(s); err != nil || a != TransportPorts {
+			t.Errorf("ParseAlgorithm(%q) = %v, %v", s, a, err)
+		}
+	}
+	if _, err := ParseMode("active-backup"); err == nil || !strings.Contains(err.Error(), "switch-independent") {
+		t.Errorf("unknown mode error should list the choices, got %v", err)
+	}
+	b, _ := json.Marshal(struct {
+		M Mode
+		R FailureReason
+	}{Lacp, WaitingForStableConnectivity})
+	if string(b) != `{"M":"Lacp","R":"WaitingForStableConnectivity"}` {
+		t.Errorf("JSON spelling: %s", b)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	inv := fakeInventory{
+		"eth1": {}, "eth2": {}, "eth3": {},
+		"lo":    {Loopback: true},
+		"Team1": {TeamNIC: "Team1"},
+		"eth9":  {InTeam: "Team1"},
+	}
+	spec := func(members ...string) *Spec {
+		s := &Spec{Name: "Team0"}
+		for _, m := range members {
+			ms := MemberSpec{Name: strings.TrimSuffix(m, "*")}
+			if strings.HasSuffix(m, "*") {
+				ms.Mode = AdminStandby
+			}
+			s.Members = append(s.Members, ms)
+		}
+		return s
+	}
+	long := spec("eth1")
+	long.Name = "ThisNameIsTooLong"
+	lacp := spec("eth1")
+	lacp.Mode = Lacp
+	cases := []struct {
+		spec *Spec
+		want string
+	}{
+		{spec("eth1", "eth2"), ""},
+		{spec("eth1", "eth2", "eth3*"), ""},
+		{spec("eth1", "ethX"), `"ethX": no such interface`},
+		{spec("eth1", "eth9"), `already in team "Team1"`},
+		{spec("eth1", "lo"), "loopback"},
+		{spec("eth1", "Team1"), "a team cannot be a member"},
+		{long, "at most 15"},
+		{spec("eth1", "eth2*", "eth3*"), "at most one standby"},
+		{spec("eth1*"), "at least one must be active"},
+		{spec(), "no members"},
+		{spec("eth1", "eth1"), "listed twice"},
+		{lacp, "not supported yet"},
+		{&Spec{Name: "eth2", Members: []MemberSpec{{Name: "eth1"}}}, "already the name of an interface"},
+		{&Spec{Name: "Team1", Members: []MemberSpec{{Name: "eth1"}}}, `team "Team1" already exists`},
+	}
+	for _, c := range cases {
+		err := ValidateNew(c.spec, inv)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%v: unexpected error %v", c.spec.MemberNames(), err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s %v: error %v, want it to mention %q", c.spec.Name, c.spec.MemberNames(), err, c.want)
+		case err != nil && !errors.Is(err, ErrInvalid):
+			t.Errorf("%v: error %v does not wrap ErrInvalid", c.spec.MemberNames(), err)
+		}
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	up := LinkState{Present: true, AdminUp: true, Carrier: true, Speed: 10e9}
+	pulled := up
+	pulled.Carrier = false
+	waiting := up
+	waiting.Waiting = true
+	s := &Spec{Name: "Team0", Members: []MemberSpec{{Name: "a"}, {Name: "b"}, {Name: "s", Mode: AdminStandby}}}
+
+	e := Evaluate(s, map[string]LinkState{"a": up, "b": up, "s": up})
+	if e.Status != Up || strings.Join(e.Carriers, ",") != "a,b" || e.Speed != 20e9 || e.Receiver != "a" {
+		t.Fatalf("all up: %+v", e)
+	}
+	if e.Members[2].Oper != OperStandby || e.Members[2].Reason != AdministrativeDecision {
+		t.Errorf("standby member: %+v", e.Members[2])
+	}
+
+	e = Evaluate(s, map[string]LinkState{"a": pulled, "b": up, "s": up})
+	if e.Status != Degraded || strings.Join(e.Carriers, ",") != "b,s" || e.Receiver != "b" {
+		t.Fatalf("a pulled: %+v", e)
+	}
+	if e.Members[0].Oper != OperFailed || e.Members[0].Reason != PhysicalMediaDisconnected {
+		t.Errorf("pulled member: %+v", e.Members[0])
+	}
+
+	e = Evaluate(s, map[string]LinkState{"a": waiting, "b": up, "s": up})
+	if e.Members[0].Reason != WaitingForStableConnectivity || !e.Carrying("s") {
+		t.Errorf("waiting member: %+v", e)
+	}
+
+	e = Evaluate(s, map[string]LinkState{"b": pulled, "s": pulled})
+	if e.Status != Down || len(e.Carriers) != 0 || e.Receiver != "" {
+		t.Errorf("all gone: %+v", e)
+	}
+	if e.Members[0].Reason != NicNotPresent {
+		t.Errorf("absent member: %+v", e.Members[0])
+	}
+}
+
+func count(tb Table) map[uint32]int {
+	c := map[uint32]int{}
+	for _, id := range tb {
+		c[id]++
+	}
+	return c
+}
+
+func TestAssignEvenAndMinimal(t *testing.T) {
+	eq := func(ids ...uint32) []Weighted {
+		var w []Weighted
+		for _, id := range ids {
+			w = append(w, Weighted{ID: id, Weight: 10e9})
+		}
+		return w
+	}
+	t2 := Assign(Table{}, eq(1, 2))
+	if c := count(t2); c[1] != 128 || c[2] != 128 {
+		t.Fatalf("2 members: %v", c)
+	}
+	// A member leaves: only its buckets move.
+	t1 := Assign(t2, eq(2))
+	if Moved(t2, t1) != 128 || count(t1)[2] != 256 {
+		t.Fatalf("member 1 left: moved %d, %v", Moved(t2, t1), count(t1))
+	}
+	// It returns: it takes back exactly its share.
+	back := Assign(t1, eq(1, 2))
+	if Moved(t1, back) != 128 {
+		t.Fatalf("member 1 back: moved %d", Moved(t1, back))
+	}
+	// Same input, same output: a restarted daemon rewrites nothing.
+	if Moved(back, Assign(back, eq(1, 2))) != 0 {
+		t.Fatal("re-assign of a balanced table moved buckets")
+	}
+	t8 := Assign(Table{}, eq(1, 2, 3, 4, 5, 6, 7, 8))
+	for id, n := range count(t8) {
+		if n != 32 {
+			t.Errorf("8 members: member %d has %d buckets", id, n)
+		}
+	}
+	t3 := Assign(t8, eq(1, 2, 3, 4, 5, 6, 7))
+	if Moved(t8, t3) != 32 {
+		t.Errorf("one of 8 left: moved %d, want 32", Moved(t8, t3))
+	}
+	for id, n := range count(t3) {
+		if n < 36 || n > 37 {
+			t.Errorf("7 members: member %d has %d buckets", id, n)
+		}
+	}
+	if count(Assign(t8, nil))[0] != NumBuckets {
+		t.Error("no members should empty the table")
+	}
+}
+
+func TestAssignBySpeed(t *testing.T) {
+	tb := Assign(Table{}, []Weighted{{1, 10e9}, {2, 1e9}, {3, 1e9}})
+	c := count(tb)
+	if c[1] != 214 || c[2] != 21 || c[3] != 21 {
+		t.Errorf("10G+1G+1G: %v", c)
+	}
+	tb = Assign(Table{}, []Weighted{{1, 10e9}, {2, 0}})
+	if c := count(tb); c[1] != 128 {
+		t.Errorf("unknown speed should fall back to equal shares: %v", c)
+	}
+}
