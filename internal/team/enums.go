@@ -34,6 +34,14 @@ func (e enum) parse(s string) (int, error) {
 	return 0, fmt.Errorf("unknown %s %q (want one of %s)", e.kind, s, strings.Join(e.cli, ", "))
 }
 
+func (e enum) unmarshal(b []byte, v *int) error {
+	p, err := e.parse(string(b))
+	if err == nil {
+		*v = p
+	}
+	return err
+}
+
 // Mode is the teaming mode.
 type Mode int
 
@@ -50,7 +58,7 @@ var modes = enum{"teaming mode",
 
 func (m Mode) String() string                { return modes.String(int(m)) }
 func (m Mode) MarshalText() ([]byte, error)  { return []byte(m.String()), nil }
-func (m *Mode) UnmarshalText(b []byte) error { v, err := modes.parse(string(b)); *m = Mode(v); return err }
+func (m *Mode) UnmarshalText(b []byte) error { return modes.unmarshal(b, (*int)(m)) }
 
 // ParseMode accepts "switch-independent" or "SwitchIndependent" and so on.
 func ParseMode(s string) (Mode, error) { v, err := modes.parse(s); return Mode(v), err }
@@ -73,10 +81,13 @@ var algorithms = enum{"load-balancing algorithm",
 
 func (a Algorithm) String() string                { return algorithms.String(int(a)) }
 func (a Algorithm) MarshalText() ([]byte, error)  { return []byte(a.String()), nil }
-func (a *Algorithm) UnmarshalText(b []byte) error { v, err := algorithms.parse(string(b)); *a = Algorithm(v); return err }
+func (a *Algorithm) UnmarshalText(b []byte) error { return algorithms.unmarshal(b, (*int)(a)) }
 
 // ParseAlgorithm accepts "transport-ports" or "TransportPorts" and so on.
-func ParseAlgorithm(s string) (Algorithm, error) { v, err := algorithms.parse(s); return Algorithm(v), err }
+func ParseAlgorithm(s string) (Algorithm, error) {
+	v, err := algorithms.parse(s)
+	return Algorithm(v), err
+}
 
 // Status is the team's status.
 type Status int
@@ -93,7 +104,7 @@ var statuses = enum{"status", []string{"Up", "Degraded", "Down"}, []string{"up",
 
 func (s Status) String() string                { return statuses.String(int(s)) }
 func (s Status) MarshalText() ([]byte, error)  { return []byte(s.String()), nil }
-func (s *Status) UnmarshalText(b []byte) error { v, err := statuses.parse(string(b)); *s = Status(v); return err }
+func (s *Status) UnmarshalText(b []byte) error { return statuses.unmarshal(b, (*int)(s)) }
 
 // OperStatus is a member's operational status.
 type OperStatus int
@@ -110,7 +121,7 @@ var operStatuses = enum{"operational status",
 
 func (s OperStatus) String() string                { return operStatuses.String(int(s)) }
 func (s OperStatus) MarshalText() ([]byte, error)  { return []byte(s.String()), nil }
-func (s *OperStatus) UnmarshalText(b []byte) error { v, err := operStatuses.parse(string(b)); *s = OperStatus(v); return err }
+func (s *OperStatus) UnmarshalText(b []byte) error { return operStatuses.unmarshal(b, (*int)(s)) }
 
 // AdminMode is a member's administrative mode.
 type AdminMode int
@@ -126,7 +137,7 @@ var adminModes = enum{"administrative mode",
 
 func (m AdminMode) String() string                { return adminModes.String(int(m)) }
 func (m AdminMode) MarshalText() ([]byte, error)  { return []byte(m.String()), nil }
-func (m *AdminMode) UnmarshalText(b []byte) error { v, err := adminModes.parse(string(b)); *m = AdminMode(v); return err }
+func (m *AdminMode) UnmarshalText(b []byte) error { return adminModes.unmarshal(b, (*int)(m)) }
 
 // FailureReason says why a member is not carrying traffic.
 type FailureReason int
@@ -147,10 +158,6 @@ var failureReasons = enum{"failure reason",
 	[]string{"no-failure", "administrative-decision", "physical-media-disconnected",
 		"waiting-for-stable-connectivity", "lacp-negotiation-issue", "nic-not-present"}}
 
-func (r FailureReason) String() string               { return failureReasons.String(int(r)) }
-func (r FailureReason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
-func (r *FailureReason) UnmarshalText(b []byte) error {
-	v, err := failureReasons.parse(string(b))
-	*r = FailureReason(v)
-	return err
-}
+func (r FailureReason) String() string                { return failureReasons.String(int(r)) }
+func (r FailureReason) MarshalText() ([]byte, error)  { return []byte(r.String()), nil }
+func (r *FailureReason) UnmarshalText(b []byte) error { return failureReasons.unmarshal(b, (*int)(r)) }
