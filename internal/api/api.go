@@ -1,0 +1,106 @@
+// Package api is the contract between nicteamd and its clients: the JSON
+// types (keys as the NetLbfo cmdlets name their properties, values as
+// Windows spells them) and a client for the daemon's unix socket.
+package api
+
+import (
+	"time"
+
+	"github.com/nicteam/nicteam/internal/team"
+)
+
+// DefaultSocket is where nicteamd listens unless told otherwise.
+const DefaultSocket = "/run/nicteam/nicteamd.sock"
+
+// Team is one team as Get-NetLbfoTeam shows it, plus what Linux adds.
+type Team struct {
+	Name                   string         `json:"name"`
+	Members                []string       `json:"members"`
+	TeamNics               string         `json:"teamNics"`
+	TeamingMode            team.Mode      `json:"teamingMode"`
+	LoadBalancingAlgorithm team.Algorithm `json:"loadBalancingAlgorithm"`
+	Status                 team.Status    `json:"status"`
+	MacAddress             string         `json:"macAddress"`
+	Primary                string         `json:"primary"`   // member whose MAC the team uses
+	Receiver               string         `json:"receiver"`  // member taking broadcast/multicast now
+	LinkSpeed              uint64         `json:"linkSpeed"` // bit/s, sum of the carrying members
+	UpDelay                string         `json:"upDelay,omitempty"`
+}
+
+// Member is one member as Get-NetLbfoTeamMember shows it.
+type Member struct {
+	Name               string             `json:"name"`
+	Team               string             `json:"team"`
+	AdministrativeMode team.AdminMode     `json:"administrativeMode"`
+	OperationalStatus  team.OperStatus    `json:"operationalStatus"`
+	FailureReason      team.FailureReason `json:"failureReason"`
+	TransmitLinkSpeed  uint64             `json:"transmitLinkSpeed"` // bit/s
+	ReceiveLinkSpeed   uint64             `json:"receiveLinkSpeed"`  // bit/s
+}
+
+// Adapter is one interface as Get-NetAdapter shows it.
+type Adapter struct {
+	Name                 string `json:"name"`
+	InterfaceDescription string `json:"interfaceDescription"`
+	IfIndex              int    `json:"ifIndex"`
+	Status               string `json:"status"` // Up, Disconnected, Disabled
+	MacAddress           string `json:"macAddress"`
+	LinkSpeed            uint64 `json:"linkSpeed"` // bit/s
+}
+
+// NewTeam is the body of a create request.
+type NewTeam struct {
+	Name      string   `json:"name"`
+	Members   []string `json:"members"`
+	Standby   string   `json:"standby,omitempty"`
+	Mode      string   `json:"teamingMode,omitempty"`            // default SwitchIndependent
+	Algorithm string   `json:"loadBalancingAlgorithm,omitempty"` // default Dynamic
+	UpDelay   string   `json:"upDelay,omitempty"`                // Go duration, default 0
+}
+
+// SetTeam is the body of a change request; empty fields stay as they are.
+type SetTeam struct {
+	Mode      string `json:"teamingMode,omitempty"`
+	Algorithm string `json:"loadBalancingAlgorithm,omitempty"`
+	UpDelay   string `json:"upDelay,omitempty"`
+}
+
+// AddMember is the body of a member-add request.
+type AddMember struct {
+	Name    string `json:"name"`
+	Standby bool   `json:"standby,omitempty"`
+}
+
+// SetMember is the body of a member-change request.
+type SetMember struct {
+	Standby bool `json:"standby"`
+}
+
+// Event kinds.
+const (
+	EventTeamCreated   = "TeamCreated"
+	EventTeamRemoved   = "TeamRemoved"
+	EventTeamChanged   = "TeamChanged"
+	EventMemberAdded   = "MemberAdded"
+	EventMemberRemoved = "MemberRemoved"
+	EventMemberFailed  = "MemberFailed"
+	EventMemberWaiting = "MemberWaiting"
+	EventMemberUp      = "MemberRestored"
+	EventStatusChanged = "StatusChanged"
+	EventBucketsMoved  = "BucketsMoved"
+	EventTeamAdopted   = "TeamAdopted"
+)
+
+// Event is one entry of the daemon's event log.
+type Event struct {
+	Time   time.Time `json:"time"`
+	Team   string    `json:"team"`
+	Kind   string    `json:"kind"`
+	Member string    `json:"member,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"`
+}

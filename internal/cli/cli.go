@@ -1,0 +1,334 @@
+// Package cli is the nicteam command line: cmdlet-like verbs over the
+// daemon's API, listings laid out like the NetLbfo cmdlets, JSON with -o json.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/nicteam/nicteam/internal/api"
+)
+
+const usage = `usage: nicteam [--socket PATH] COMMAND [ARGS]
+
+NIC teaming for Linux, managed like the Windows NetLbfo cmdlets.
+
+Teams:
+  new NAME --members A,B[,...] [--mode MODE] [--lb ALG] [--standby IF] [--up-delay D]
+                        create a team (New-NetLbfoTeam)
+  get [NAME]            show teams (Get-NetLbfoTeam)
+  set NAME [--mode MODE] [--lb ALG] [--up-delay D]
+                        change a team (Set-NetLbfoTeam)
+  rm NAME               remove a team and restore its members (Remove-NetLbfoTeam)
+
+Members and adapters:
+  members [NAME]        show members (Get-NetLbfoTeamMember)
+  member add NAME IF [--standby]     add a member (Add-NetLbfoTeamMember)
+  member remove NAME IF              remove a member (Remove-NetLbfoTeamMember)
+  member set NAME IF --standby|--active
+                        change a member's administrative mode
+  adapters [NAME...]    show interfaces (Get-NetAdapter)
+
+Events:
+  events [--follow]     timestamped log of failures, restorations, status changes, bucket moves
+
+MODE: switch-independent (default); static and lacp are not supported yet.
+ALG:  dynamic (default), transport-ports, ip-addresses, mac-addresses;
+      hyperv-port is not supported yet.
+Listings take -o json. The socket defaults to $NICTEAM_SOCKET, then
+` + api.DefaultSocket + `.
+`
+
+// Run executes one command line and returns the process exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	global := flag.NewFlagSet("nicteam", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	socket := global.String("socket", envOr("NICTEAM_SOCKET", api.DefaultSocket), "daemon socket")
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "nicteam: %v\n\n%s", err, usage)
+		return 2
+	}
+	rest := global.Args()
+	if len(rest) == 0 || rest[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	c := &command{ctx: ctx, client: api.NewClient(*socket), out: stdout}
+	err := c.dispatch(rest[0], rest[1:])
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "nicteam %s: %v\n(see nicteam --help)\n", rest[0], err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "nicteam %s: %v\n", rest[0], err)
+		return 1
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// usageError is a malformed command line (exit code 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+type command struct {
+	ctx    context.Context
+	client *api.Client
+	out    io.Writer
+}
+
+// parse parses flags that may stand before, between or after positional
+// arguments (`new Team0 --members a,b` and `new --members a,b Team0`), and
+// checks the count of positionals.
+func parse(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%v", err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	switch {
+	case len(pos) < minPos:
+		return nil, usagef("missing argument")
+	case maxPos >= 0 && len(pos) > maxPos:
+		return nil, usagef("unexpected argument %q", pos[maxPos])
+	}
+	return pos, nil
+}
+
+// output adds -o to fs and returns whether JSON was asked for.
+func output(fs *flag.FlagSet) *string { return fs.String("o", "table", "output format: table or json") }
+
+func (c *command) emit(format string, v any, table func(io.Writer)) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(c.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "table", "":
+		table(c.out)
+		return nil
+	}
+	return usagef("unknown output format %q (want table or json)", format)
+}
+
+func (c *command) dispatch(verb string, args []string) error {
+	switch verb {
+	case "new":
+		return c.newTeam(args)
+	case "get":
+		return c.get(args)
+	case "set":
+		return c.set(args)
+	case "rm", "remove":
+		return c.rm(args)
+	case "members":
+		return c.members(args)
+	case "member":
+		return c.member(args)
+	case "adapters":
+		return c.adapters(args)
+	case "events":
+		return c.events(args)
+	}
+	return usagef("unknown command %q", verb)
+}
+
+func (c *command) newTeam(args []string) error {
+	fs := flag.NewFlagSet("new", flag.ContinueOnError)
+	members := fs.String("members", "", "comma-separated member interfaces; the first is the primary")
+	mode := fs.String("mode", "", "teaming mode")
+	lb := fs.String("lb", "", "load-balancing algorithm")
+	standby := fs.String("standby", "", "member to hold in standby")
+	upDelay := fs.String("up-delay", "", "wait this long after carrier returns before a member carries traffic")
+	o := output(fs)
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *members == "" {
+		return usagef("--members is required (e.g. --members eth1,eth2)")
+	}
+	t, err := c.client.NewTeam(c.ctx, api.NewTeam{
+		Name: pos[0], Members: splitList(*members), Standby: *standby,
+		Mode: *mode, Algorithm: *lb, UpDelay: *upDelay,
+	})
+	if err != nil {
+		return err
+	}
+	return c.emit(*o, t, func(w io.Writer) { writeTeams(w, []api.Team{t}) })
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (c *command) get(args []string) error {
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	o := output(fs)
+	pos, err := parse(fs, args, 0, 1)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 1 {
+		t, err := c.client.Team(c.ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		return c.emit(*o, t, func(w io.Writer) { writeTeams(w, []api.Team{t}) })
+	}
+	ts, err := c.client.Teams(c.ctx)
+	if err != nil {
+		return err
+	}
+	if ts == nil {
+		ts = []api.Team{}
+	}
+	return c.emit(*o, ts, func(w io.Writer) { writeTeams(w, ts) })
+}
+
+func (c *command) set(args []string) error {
+	fs := flag.NewFlagSet("set", flag.ContinueOnError)
+	mode := fs.String("mode", "", "teaming mode")
+	lb := fs.String("lb", "", "load-balancing algorithm")
+	upDelay := fs.String("up-delay", "", "up-delay")
+	o := output(fs)
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *mode == "" && *lb == "" && *upDelay == "" {
+		return usagef("nothing to change: give --mode, --lb or --up-delay")
+	}
+	t, err := c.client.SetTeam(c.ctx, pos[0], api.SetTeam{Mode: *mode, Algorithm: *lb, UpDelay: *upDelay})
+	if err != nil {
+		return err
+	}
+	return c.emit(*o, t, func(w io.Writer) { writeTeams(w, []api.Team{t}) })
+}
+
+func (c *command) rm(args []string) error {
+	pos, err := parse(flag.NewFlagSet("rm", flag.ContinueOnError), args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return c.client.RemoveTeam(c.ctx, pos[0])
+}
+
+func (c *command) members(args []string) error {
+	fs := flag.NewFlagSet("members", flag.ContinueOnError)
+	o := output(fs)
+	pos, err := parse(fs, args, 0, 1)
+	if err != nil {
+		return err
+	}
+	name := ""
+	if len(pos) == 1 {
+		name = pos[0]
+	}
+	ms, err := c.client.Members(c.ctx, name)
+	if err != nil {
+		return err
+	}
+	return c.emit(*o, ms, func(w io.Writer) { writeMembers(w, ms) })
+}
+
+func (c *command) member(args []string) error {
+	if len(args) == 0 {
+		return usagef("member needs add, remove or set")
+	}
+	fs := flag.NewFlagSet("member "+args[0], flag.ContinueOnError)
+	standby := fs.Bool("standby", false, "standby member")
+	active := fs.Bool("active", false, "active member")
+	pos, err := parse(fs, args[1:], 2, 2)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "add":
+		if *active && *standby {
+			return usagef("--standby and --active exclude each other")
+		}
+		return c.client.AddMember(c.ctx, pos[0], api.AddMember{Name: pos[1], Standby: *standby})
+	case "remove", "rm":
+		return c.client.RemoveMember(c.ctx, pos[0], pos[1])
+	case "set":
+		if *active == *standby {
+			return usagef("member set needs exactly one of --standby or --active")
+		}
+		return c.client.SetMember(c.ctx, pos[0], pos[1], api.SetMember{Standby: *standby})
+	}
+	return usagef("unknown member command %q (want add, remove or set)", args[0])
+}
+
+func (c *command) adapters(args []string) error {
+	fs := flag.NewFlagSet("adapters", flag.ContinueOnError)
+	o := output(fs)
+	pos, err := parse(fs, args, 0, -1)
+	if err != nil {
+		return err
+	}
+	as, err := c.client.Adapters(c.ctx, pos...)
+	if err != nil {
+		return err
+	}
+	return c.emit(*o, as, func(w io.Writer) { writeAdapters(w, as) })
+}
+
+func (c *command) events(args []string) error {
+	fs := flag.NewFlagSet("events", flag.ContinueOnError)
+	follow := fs.Bool("follow", false, "keep printing new events")
+	fs.BoolVar(follow, "f", false, "short for --follow")
+	o := output(fs)
+	if _, err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(c.out)
+	return c.client.Events(c.ctx, *follow, func(e api.Event) error {
+		if *o == "json" {
+			return enc.Encode(e)
+		}
+		writeEvent(c.out, e)
+		return nil
+	})
+}

@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nicteam/nicteam/internal/api"
+	"github.com/nicteam/nicteam/internal/team"
+)
+
+func TestFormatSpeed(t *testing.T) {
+	for bps, want := range map[uint64]string{20e9: "20 Gbps", 10e9: "10 Gbps", 2.5e9: "2.5 Gbps", 100e6: "100 Mbps", 0: "0 bps"} {
+		if got := formatSpeed(bps); got != want {
+			t.Errorf("formatSpeed(%d) = %q, want %q", bps, got, want)
+		}
+	}
+}
+
+func TestTeamListLikeGetNetLbfoTeam(t *testing.T) {
+	var b bytes.Buffer
+	writeTeams(&b, []api.Team{{Name: "Team0", Members: []string{"Ethernet1", "Ethernet2"}, TeamNics: "Team0",
+		TeamingMode: team.SwitchIndependent, LoadBalancingAlgorithm: team.Dynamic, Status: team.Degraded}})
+	want := `Name                   : Team0
+Members                : {Ethernet1, Ethernet2}
+TeamNics               : Team0
+TeamingMode            : SwitchIndependent
+LoadBalancingAlgorithm : Dynamic
+Status                 : Degraded
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestAdaptersTable(t *testing.T) {
+	var b bytes.Buffer
+	writeAdapters(&b, []api.Adapter{{Name: "Team0", InterfaceDescription: "nicteam Multiplexor Driver", IfIndex: 15, Status: "Up", MacAddress: "00-50-56-8C-14-20", LinkSpeed: 20e9}})
+	lines := strings.Split(b.String(), "\n")
+	if !strings.HasPrefix(lines[0], "Name   InterfaceDescription") || !strings.Contains(lines[2], "00-50-56-8C-14-20  20 Gbps") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+func TestParseInterleaved(t *testing.T) {
+	fs := flag.NewFlagSet("new", flag.ContinueOnError)
+	m := fs.String("members", "", "")
+	pos, err := parse(fs, []string{"Team0", "--members", "a,b"}, 1, 1)
+	if err != nil || pos[0] != "Team0" || *m != "a,b" {
+		t.Fatalf("pos %v members %q err %v", pos, *m, err)
+	}
+	if _, err := parse(flag.NewFlagSet("x", flag.ContinueOnError), []string{"a", "b"}, 1, 1); err == nil {
+		t.Error("extra positional accepted")
+	}
+}
+
+func TestDaemonDownAdvice(t *testing.T) {
+	var out, errb bytes.Buffer
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	code := Run(context.Background(), []string{"--socket", sock, "get"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "nicteamd --socket "+sock) {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+	code = Run(context.Background(), []string{"--socket", sock, "new", "Team0"}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "--members is required") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}

@@ -1,0 +1,272 @@
+// Package host is the daemon's view of the host's interfaces: netlink for
+// links and their events, ethtool for speeds and drivers. It holds no
+// teaming logic; it only reads and changes interfaces.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/mdlayher/ethtool"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Link is a snapshot of one interface.
+type Link struct {
+	Name     string
+	Index    int
+	MAC      net.HardwareAddr
+	MTU      int
+	AdminUp  bool // IFF_UP
+	Carrier  bool // IFF_LOWER_UP
+	Promisc  bool // IFF_PROMISC as set by a user, not by packet sockets
+	Loopback bool
+	Kind     string // "veth", "bridge", … ("" for physical NICs)
+	Alias    string
+	Deleted  bool // set on events for a link that went away
+}
+
+func fromNetlink(l netlink.Link) Link {
+	a := l.Attrs()
+	return Link{
+		Name:     a.Name,
+		Index:    a.Index,
+		MAC:      a.HardwareAddr,
+		MTU:      a.MTU,
+		AdminUp:  a.RawFlags&unix.IFF_UP != 0,
+		Carrier:  a.RawFlags&unix.IFF_LOWER_UP != 0,
+		Promisc:  a.RawFlags&unix.IFF_PROMISC != 0,
+		Loopback: a.RawFlags&unix.IFF_LOOPBACK != 0,
+		Kind:     l.Type(),
+		Alias:    a.Alias,
+	}
+}
+
+// mapErr makes netlink's "not found" answers match os.ErrNotExist.
+func mapErr(op string, err error) error {
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) || errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("%s: %w", op, os.ErrNotExist)
+	}
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("%s: %w", op, os.ErrPermission)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// Get returns the interface called name; the error wraps os.ErrNotExist
+// when there is none.
+func Get(name string) (Link, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return Link{}, mapErr("get link "+name, err)
+	}
+	return fromNetlink(l), nil
+}
+
+// List returns every interface in the namespace.
+func List() ([]Link, error) {
+	ls, err := netlink.LinkList()
+	if err != nil {
+		return nil, mapErr("list links", err)
+	}
+	out := make([]Link, len(ls))
+	for i, l := range ls {
+		out[i] = fromNetlink(l)
+	}
+	return out, nil
+}
+
+func byName(name string) (netlink.Link, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, mapErr("get link "+name, err)
+	}
+	return l, nil
+}
+
+// SetUp sets the interface administratively up or down.
+func SetUp(name string, up bool) error {
+	l, err := byName(name)
+	if err != nil {
+		return err
+	}
+	if up {
+		err = netlink.LinkSetUp(l)
+	} else {
+		err = netlink.LinkSetDown(l)
+	}
+	if err != nil {
+		return mapErr(fmt.Sprintf("set %s up=%t", name, up), err)
+	}
+	return nil
+}
+
+// SetPromisc turns the interface's promiscuous flag on or off.
+func SetPromisc(name string, on bool) error {
+	l, err := byName(name)
+	if err != nil {
+		return err
+	}
+	if on {
+		err = netlink.SetPromiscOn(l)
+	} else {
+		err = netlink.SetPromiscOff(l)
+	}
+	if err != nil {
+		return mapErr(fmt.Sprintf("set %s promisc=%t", name, on), err)
+	}
+	return nil
+}
+
+// SetAlias sets the interface's alias (ifalias), which listings show.
+func SetAlias(name, alias string) error {
+	l, err := byName(name)
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetAlias(l, alias); err != nil {
+		return mapErr("set alias of "+name, err)
+	}
+	return nil
+}
+
+// SetMAC sets the interface's MAC address.
+func SetMAC(name string, mac net.HardwareAddr) error {
+	l, err := byName(name)
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
+		return mapErr(fmt.Sprintf("set %s mac %s", name, mac), err)
+	}
+	return nil
+}
+
+// SetMTU sets the interface's MTU.
+func SetMTU(name string, mtu int) error {
+	l, err := byName(name)
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetMTU(l, mtu); err != nil {
+		return mapErr(fmt.Sprintf("set %s mtu %d", name, mtu), err)
+	}
+	return nil
+}
+
+// CreateVethPair creates name and its peer, gives name the MAC, MTU and
+// alias, and sets both up. On error nothing is left behind.
+func CreateVethPair(name, peer string, mac net.HardwareAddr, mtu int, alias string) error {
+	v := &netlink.Veth{
+		LinkAttrs: netlink.LinkAttrs{Name: name, HardwareAddr: mac, MTU: mtu},
+		PeerName:  peer,
+	}
+	if err := netlink.LinkAdd(v); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("create veth %s/%s: %w", name, peer, os.ErrExist)
+		}
+		return mapErr(fmt.Sprintf("create veth %s/%s", name, peer), err)
+	}
+	err := func() error {
+		if err := SetAlias(name, alias); err != nil {
+			return err
+		}
+		if err := SetMTU(peer, mtu); err != nil {
+			return err
+		}
+		if err := SetUp(peer, true); err != nil {
+			return err
+		}
+		return SetUp(name, true)
+	}()
+	if err != nil {
+		_ = Delete(name)
+		return err
+	}
+	return nil
+}
+
+// Delete removes the interface (a veth takes its peer with it). A missing
+// interface is not an error: deletion is what the caller wanted.
+func Delete(name string) error {
+	l, err := byName(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkDel(l); err != nil {
+		return mapErr("delete "+name, err)
+	}
+	return nil
+}
+
+// Speed returns the link speed in bit/s, or 0 when the driver does not know.
+func Speed(name string) uint64 {
+	c, err := ethtool.New()
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	lm, err := c.LinkMode(ethtool.Interface{Name: name})
+	if err != nil || lm.SpeedMegabits <= 0 || lm.SpeedMegabits == 0xffffffff {
+		return 0
+	}
+	return uint64(lm.SpeedMegabits) * 1e6
+}
+
+// Driver returns the interface's driver name as ethtool reports it.
+func Driver(name string) string {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	defer unix.Close(fd)
+	info, err := unix.IoctlGetEthtoolDrvinfo(fd, name)
+	if err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(info.Driver[:])
+}
+
+// Watch sends every link change in the namespace to ch until ctx ends.
+// Deleted links arrive with Deleted set. Events are the kernel's
+// notifications: nothing here polls.
+func Watch(ctx context.Context, ch chan<- Link, onErr func(error)) error {
+	updates := make(chan netlink.LinkUpdate, 256)
+	done := make(chan struct{})
+	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+		ErrorCallback:     onErr,
+		ReceiveBufferSize: 1 << 20,
+	})
+	if err != nil {
+		return mapErr("subscribe to link events", err)
+	}
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case u, ok := <-updates:
+				if !ok {
+					return
+				}
+				l := fromNetlink(u.Link)
+				l.Deleted = u.Header.Type == unix.RTM_DELLINK
+				select {
+				case ch <- l:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return nil
+}
