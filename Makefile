@@ -1,0 +1,45 @@
+# nicteam — the two commands a new user needs are `make demo` and `make test`.
+GO ?= go
+BIN := bin
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: all build deps generate test unit lint demo bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# Rebuild the eBPF objects (needs clang; the output is committed so plain
+# `go build` works without it).
+generate: deps
+	$(GO) generate ./internal/datapath
+
+# Every test: unit tests, then the privileged integration tests in network
+# namespaces with the real daemon and eBPF programs (needs root).
+test: deps build lint
+	$(GO) test -count=1 -timeout 9m ./...
+
+# Only the tests that need no root.
+unit:
+	$(GO) test -count=1 -short ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v -e '_bpfel.go$$' -e '_bpfeb.go$$')); \
+		if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# The main job on a built-in default: a team in network namespaces, a cable
+# pulled under a 1 ms ping, the failover timeline printed.
+demo: deps build
+	$(BIN)/nicteam lab demo
+
+bench: deps build
+	$(GO) run ./cmd/nicteam-bench -o docs/benchmarks.md
+
+clean:
+	rm -rf $(BIN)

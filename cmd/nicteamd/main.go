@@ -1,0 +1,55 @@
+// Command nicteamd is the nicteam daemon: it owns the host's NIC teams,
+// their eBPF datapath and the API the nicteam CLI talks to.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/nicteam/nicteam/internal/api"
+	"github.com/nicteam/nicteam/internal/daemon"
+)
+
+func main() {
+	cfg := daemon.Config{}
+	flag.StringVar(&cfg.Socket, "socket", api.DefaultSocket, "API unix socket (root-only)")
+	flag.StringVar(&cfg.StateDir, "state-dir", "/var/lib/nicteam", "where declared teams are persisted")
+	flag.StringVar(&cfg.BPFFS, "bpffs", "/sys/fs/bpf", "bpf filesystem for pinned maps and links (mounted if absent)")
+	debug := flag.Bool("debug", false, "log debug messages")
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, `usage: nicteamd [--socket PATH] [--state-dir DIR] [--bpffs DIR]
+
+nicteamd runs NIC teams: one per host or network namespace. Teams and their
+eBPF datapath outlive it; a restarted nicteamd adopts them without a lost
+packet. Stop it with SIGTERM or SIGINT.
+
+`)
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d, err := daemon.New(cfg)
+	if err == nil {
+		err = d.Run(ctx)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nicteamd:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,583 @@
+// Package daemon is nicteamd: it owns the declared teams, builds and adopts
+// their datapaths, follows link events and serves the API.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nicteam/nicteam/internal/api"
+	"github.com/nicteam/nicteam/internal/datapath"
+	"github.com/nicteam/nicteam/internal/host"
+	"github.com/nicteam/nicteam/internal/team"
+	"golang.org/x/sys/unix"
+)
+
+// The datapath's table and the model's must have the same size.
+var _ [datapath.NumBuckets]uint32 = team.Table{}
+
+// Config is nicteamd's configuration.
+type Config struct {
+	Socket   string // API socket path
+	StateDir string // where declared teams are persisted
+	BPFFS    string // bpf filesystem mount point; mounted when absent
+	Log      *slog.Logger
+}
+
+// Aliases mark the interfaces the daemon made, so listings can tell them apart.
+const (
+	teamAlias = "nicteam Multiplexor Driver"
+	peerAlias = "nicteam carrier peer"
+)
+
+// Daemon is a running nicteamd.
+type Daemon struct {
+	cfg    Config
+	log    *slog.Logger
+	events *eventLog
+	pinDir string // per network namespace directory for the teams' pins
+
+	mu    sync.Mutex
+	teams map[string]*teamRT // guarded by mu; by team name
+	order []string           // guarded by mu; team names in creation order
+}
+
+// teamRT is one team at run time. Every field is guarded by Daemon.mu.
+type teamRT struct {
+	rec     record
+	dp      *datapath.Team
+	index   int                       // team NIC ifindex
+	links   map[string]team.LinkState // observed member state
+	ifindex map[string]int            // member ifindex, absent while the NIC is absent
+	timers  map[string]*time.Timer    // pending up-delays
+	table   team.Table
+	eval    team.Evaluation
+}
+
+// New prepares a daemon: it checks the kernel, mounts the bpf filesystem,
+// takes the state directory's lock and adopts or rebuilds persisted teams.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if err := datapath.Probe(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	if err := datapath.MountBPFFS(cfg.BPFFS); err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+		return nil, fmt.Errorf("identify network namespace: %w", err)
+	}
+	d := &Daemon{
+		cfg:    cfg,
+		log:    cfg.Log,
+		events: newEventLog(4096),
+		// Daemons in different namespaces share one bpffs and may each have
+		// a Team0: the namespace's inode keeps their pins apart.
+		pinDir: filepath.Join(cfg.BPFFS, "nicteam", fmt.Sprintf("ns%d", st.Ino)),
+		teams:  map[string]*teamRT{},
+	}
+	return d, nil
+}
+
+// lockStateDir makes a second daemon on the same state dir fail at once.
+func lockStateDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock state dir: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock state dir %s: another nicteamd uses it", dir)
+	}
+	return f, nil
+}
+
+// Run serves until ctx ends. Teams stay in place when it returns: their
+// datapath is pinned and keeps forwarding without the daemon.
+func (d *Daemon) Run(ctx context.Context) error {
+	ln, err := listen(d.cfg.Socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(d.cfg.Socket)
+	defer ln.Close()
+	lock, err := lockStateDir(d.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
+	// Subscribe before reading link state, so no change falls in between.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	updates := make(chan host.Link, 1024)
+	if err := host.Watch(ctx, updates, func(err error) { d.log.Warn("link events", "err", err) }); err != nil {
+		return err
+	}
+	if err := d.restore(); err != nil {
+		return err
+	}
+	go func() {
+		for l := range updates {
+			d.linkChanged(l)
+		}
+	}()
+
+	srv := d.server()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	d.log.Info("nicteamd serving", "socket", d.cfg.Socket, "state", d.cfg.StateDir, "pins", d.pinDir)
+	err = srv.Serve(ln)
+	d.mu.Lock()
+	for _, t := range d.teams {
+		t.dp.Close()
+		for _, tm := range t.timers {
+			tm.Stop()
+		}
+	}
+	d.mu.Unlock()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// listen opens the API socket, root-only. A socket that answers belongs to
+// another daemon; one that does not is a leftover and is replaced.
+func listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("listen on %s: another nicteamd is already serving this socket", path)
+	}
+	os.Remove(path)
+	old := unix.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	return ln, nil
+}
+
+func (d *Daemon) teamPinDir(name string) string { return filepath.Join(d.pinDir, name) }
+
+// peerName derives the hidden veth end's name from the team's: short enough
+// for any team name, stable across restarts.
+func peerName(teamName string) string {
+	h := fnv.New32a()
+	h.Write([]byte(teamName))
+	return fmt.Sprintf("ntp%08x", h.Sum32())
+}
+
+// persistLocked writes every team's record.
+func (d *Daemon) persistLocked() error {
+	recs := make([]record, 0, len(d.order))
+	for _, name := range d.order {
+		recs = append(recs, d.teams[name].rec)
+	}
+	return saveState(d.cfg.StateDir, recs)
+}
+
+// restore brings back the persisted teams: a team whose datapath is still
+// pinned and attached is adopted as it runs; anything missing is rebuilt.
+func (d *Daemon) restore() error {
+	recs, err := loadState(d.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, rec := range recs {
+		t, adopted, err := d.bringUpLocked(rec)
+		if err != nil {
+			// Keep the declaration: a later link event or restart may succeed.
+			d.log.Error("restore team", "team", rec.Spec.Name, "err", err)
+			t = &teamRT{rec: rec, links: map[string]team.LinkState{}, ifindex: map[string]int{}, timers: map[string]*time.Timer{}}
+		}
+		d.teams[rec.Spec.Name] = t
+		d.order = append(d.order, rec.Spec.Name)
+		if t.dp != nil {
+			kind := api.EventTeamAdopted
+			if !adopted {
+				kind = api.EventTeamCreated
+			}
+			d.events.add(rec.Spec.Name, kind, "", "")
+			d.recomputeLocked(t)
+		}
+	}
+	return nil
+}
+
+// bringUpLocked adopts rec's pinned datapath, or builds what is missing.
+func (d *Daemon) bringUpLocked(rec record) (*teamRT, bool, error) {
+	t := &teamRT{rec: rec, links: map[string]team.LinkState{}, ifindex: map[string]int{}, timers: map[string]*time.Timer{}}
+	nic, nicErr := host.Get(rec.Spec.Name)
+	dp, err := datapath.Open(d.teamPinDir(rec.Spec.Name))
+	if err == nil && nicErr == nil {
+		cfg, cerr := dp.Config()
+		table, berr := dp.Buckets()
+		if cerr == nil && berr == nil && cfg.TeamIfindex == nic.Index {
+			t.dp, t.index, t.table = dp, nic.Index, team.Table(table)
+			for _, m := range rec.Spec.Members {
+				d.refreshMemberLocked(t, m.Name, true)
+			}
+			return t, true, nil
+		}
+		// Pins of an older team NIC: start over.
+		dp.Destroy()
+	}
+	if err := d.buildLocked(t); err != nil {
+		return nil, false, err
+	}
+	return t, false, nil
+}
+
+// buildLocked creates t's team NIC and datapath and joins its members. On
+// error it undoes what it did.
+func (d *Daemon) buildLocked(t *teamRT) (err error) {
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	mac, err := net.ParseMAC(t.rec.MAC)
+	if err != nil {
+		return fmt.Errorf("team %s: bad MAC %q: %w", t.rec.Spec.Name, t.rec.MAC, err)
+	}
+	name := t.rec.Spec.Name
+	if _, err := host.Get(name); errors.Is(err, os.ErrNotExist) {
+		if err := host.CreateVethPair(name, t.rec.Peer, mac, t.rec.MTU, teamAlias); err != nil {
+			return fmt.Errorf("create team NIC: %w", err)
+		}
+		undo = append(undo, func() { host.Delete(name) })
+		if err := host.SetAlias(t.rec.Peer, peerAlias+" of "+name); err != nil {
+			return err
+		}
+	}
+	nic, err := host.Get(name)
+	if err != nil {
+		return err
+	}
+	t.index = nic.Index
+	dp, err := datapath.Create(d.teamPinDir(name), datapath.Config{
+		TeamIfindex: nic.Index,
+		TeamMAC:     mac,
+		Hash:        hashOf(t.rec.Spec.Algorithm),
+	})
+	if err != nil {
+		return fmt.Errorf("team %s: %w", name, err)
+	}
+	undo = append(undo, func() { dp.Destroy() })
+	t.dp = dp
+	for _, m := range t.rec.Spec.Members {
+		if err := d.joinLocked(t, m.Name); err != nil {
+			return err
+		}
+		name := m.Name
+		undo = append(undo, func() { d.leaveLocked(t, name) })
+	}
+	return nil
+}
+
+// hashOf maps an algorithm onto the datapath's hash. Dynamic hashes on the
+// 4-tuple, like TransportPorts.
+func hashOf(a team.Algorithm) datapath.HashPolicy {
+	switch a {
+	case team.IPAddresses:
+		return datapath.HashIPAddresses
+	case team.MacAddresses:
+		return datapath.HashMacAddresses
+	}
+	return datapath.HashTransportPorts
+}
+
+// joinLocked makes a NIC a working member: it saves what it changes (once,
+// so a rebuild after a restart does not overwrite the originals), sets the
+// NIC up at the team's MTU, promiscuous only if the team MAC is not its
+// own, and attaches the ingress program.
+func (d *Daemon) joinLocked(t *teamRT, name string) error {
+	l, err := host.Get(name)
+	if errors.Is(err, os.ErrNotExist) {
+		t.links[name] = team.LinkState{}
+		return nil // NicNotPresent until it appears
+	}
+	if err != nil {
+		return err
+	}
+	if t.rec.Saved == nil {
+		t.rec.Saved = map[string]saved{}
+	}
+	if _, ok := t.rec.Saved[name]; !ok {
+		t.rec.Saved[name] = saved{Up: l.AdminUp, Promisc: l.Promisc, MTU: l.MTU}
+	}
+	fail := func(err error) error {
+		d.restoreMember(t, name)
+		return fmt.Errorf("join %s to %s: %w", name, t.rec.Spec.Name, err)
+	}
+	if l.MTU != t.rec.MTU {
+		if err := host.SetMTU(name, t.rec.MTU); err != nil {
+			return fail(err)
+		}
+	}
+	if want := l.MAC.String() != t.rec.MAC; want != l.Promisc {
+		if err := host.SetPromisc(name, want); err != nil {
+			return fail(err)
+		}
+	}
+	if !l.AdminUp {
+		if err := host.SetUp(name, true); err != nil {
+			return fail(err)
+		}
+	}
+	if err := t.dp.AttachMember(l.Index, l.MAC); err != nil {
+		return fail(err)
+	}
+	t.ifindex[name] = l.Index
+	d.refreshMemberLocked(t, name, false)
+	return nil
+}
+
+// leaveLocked detaches a member and restores what joining changed.
+func (d *Daemon) leaveLocked(t *teamRT, name string) {
+	if idx, ok := t.ifindex[name]; ok {
+		if err := t.dp.DetachMember(idx); err != nil {
+			d.log.Warn("detach member", "team", t.rec.Spec.Name, "member", name, "err", err)
+		}
+	}
+	d.restoreMember(t, name)
+	if tm := t.timers[name]; tm != nil {
+		tm.Stop()
+	}
+	delete(t.timers, name)
+	delete(t.ifindex, name)
+	delete(t.links, name)
+}
+
+// restoreMember puts back the NIC settings saved when it joined.
+func (d *Daemon) restoreMember(t *teamRT, name string) {
+	s, ok := t.rec.Saved[name]
+	if !ok {
+		return
+	}
+	l, err := host.Get(name)
+	if err == nil {
+		for _, step := range []struct {
+			need bool
+			do   func() error
+		}{
+			{l.Promisc != s.Promisc, func() error { return host.SetPromisc(name, s.Promisc) }},
+			{l.MTU != s.MTU && s.MTU > 0, func() error { return host.SetMTU(name, s.MTU) }},
+			{l.AdminUp != s.Up, func() error { return host.SetUp(name, s.Up) }},
+		} {
+			if step.need {
+				if err := step.do(); err != nil {
+					d.log.Warn("restore member", "member", name, "err", err)
+				}
+			}
+		}
+	}
+	delete(t.rec.Saved, name)
+}
+
+// refreshMemberLocked reads a member's link state from the kernel.
+func (d *Daemon) refreshMemberLocked(t *teamRT, name string, adopt bool) {
+	l, err := host.Get(name)
+	if err != nil {
+		t.links[name] = team.LinkState{}
+		return
+	}
+	if adopt {
+		t.ifindex[name] = l.Index
+	}
+	t.links[name] = team.LinkState{Present: true, AdminUp: l.AdminUp, Carrier: l.Carrier, Speed: host.Speed(name)}
+}
+
+// linkChanged handles one netlink notification.
+func (d *Daemon) linkChanged(l host.Link) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, name := range d.order {
+		t := d.teams[name]
+		if _, ok := t.rec.Spec.Member(l.Name); !ok || t.dp == nil {
+			continue
+		}
+		d.memberChangedLocked(t, l)
+		return
+	}
+}
+
+func (d *Daemon) memberChangedLocked(t *teamRT, l host.Link) {
+	old := t.links[l.Name]
+	if l.Deleted {
+		if idx, ok := t.ifindex[l.Name]; ok && idx == l.Index {
+			t.dp.DetachMember(idx)
+			delete(t.ifindex, l.Name)
+		}
+		t.links[l.Name] = team.LinkState{}
+		d.recomputeLocked(t)
+		return
+	}
+	if idx, ok := t.ifindex[l.Name]; !ok || idx != l.Index {
+		// The NIC appeared (again): make it a member as on creation.
+		if ok {
+			t.dp.DetachMember(idx)
+		}
+		if err := d.joinLocked(t, l.Name); err != nil {
+			d.log.Error("rejoin member", "member", l.Name, "err", err)
+		}
+		d.recomputeLocked(t)
+		return
+	}
+	st := team.LinkState{Present: true, AdminUp: l.AdminUp, Carrier: l.Carrier, Speed: old.Speed, Waiting: old.Waiting}
+	if st.Carrier && !old.Carrier {
+		// Speed is renegotiated with the link; read it only when carrier
+		// comes back, keeping the failure path free of extra syscalls.
+		st.Speed = host.Speed(l.Name)
+		if delay := t.rec.Spec.UpDelay; delay > 0 {
+			st.Waiting = true
+			d.startUpDelayLocked(t, l.Name, delay)
+		}
+	}
+	if !st.Carrier {
+		st.Waiting = false
+		if tm := t.timers[l.Name]; tm != nil {
+			tm.Stop()
+			delete(t.timers, l.Name)
+		}
+	}
+	if st == old {
+		return
+	}
+	t.links[l.Name] = st
+	d.recomputeLocked(t)
+}
+
+func (d *Daemon) startUpDelayLocked(t *teamRT, member string, delay time.Duration) {
+	if tm := t.timers[member]; tm != nil {
+		tm.Stop()
+	}
+	teamName := t.rec.Spec.Name
+	t.timers[member] = time.AfterFunc(delay, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		t, ok := d.teams[teamName]
+		if !ok {
+			return
+		}
+		delete(t.timers, member)
+		st := t.links[member]
+		if !st.Waiting {
+			return
+		}
+		st.Waiting = false
+		t.links[member] = st
+		d.recomputeLocked(t)
+	})
+}
+
+// recomputeLocked derives t's state from its members' and pushes it to the
+// datapath. The bucket table goes first: it is what moves traffic.
+func (d *Daemon) recomputeLocked(t *teamRT) {
+	name := t.rec.Spec.Name
+	prev := t.eval
+	e := team.Evaluate(&t.rec.Spec, t.links)
+	weights := make([]team.Weighted, 0, len(e.Carriers))
+	for _, c := range e.Carriers {
+		weights = append(weights, team.Weighted{ID: uint32(t.ifindex[c]), Weight: t.links[c].Speed})
+	}
+	table := team.Assign(t.table, weights)
+	if moved := team.Moved(t.table, table); moved > 0 {
+		if err := t.dp.SetBuckets(table); err != nil {
+			d.log.Error("write buckets", "team", name, "err", err)
+			return
+		}
+		d.events.add(name, api.EventBucketsMoved, "", fmt.Sprintf("%d of %d buckets moved; %s", moved, team.NumBuckets, d.shareLocked(t, table)))
+	}
+	t.table = table
+	cfg := datapath.Config{TeamIfindex: t.index, TeamMAC: mustMAC(t.rec.MAC), Hash: hashOf(t.rec.Spec.Algorithm), Primary: t.ifindex[e.Receiver]}
+	if cur, err := t.dp.Config(); err != nil || !sameConfig(cur, cfg) {
+		if err := t.dp.SetConfig(cfg); err != nil {
+			d.log.Error("write config", "team", name, "err", err)
+		}
+	}
+	// The team NIC has carrier exactly while some member carries traffic.
+	if (e.Status == team.Down) != (prev.Status == team.Down) || len(prev.Members) == 0 {
+		if err := host.SetUp(t.rec.Peer, e.Status != team.Down); err != nil {
+			d.log.Warn("set team carrier", "team", name, "err", err)
+		}
+	}
+	t.eval = e
+	d.memberEventsLocked(name, prev, e)
+	if len(prev.Members) > 0 && prev.Status != e.Status {
+		d.events.add(name, api.EventStatusChanged, "", fmt.Sprintf("%s -> %s", prev.Status, e.Status))
+	}
+}
+
+func sameConfig(a, b datapath.Config) bool {
+	return a.TeamIfindex == b.TeamIfindex && a.Hash == b.Hash && a.Primary == b.Primary && a.TeamMAC.String() == b.TeamMAC.String()
+}
+
+// memberEventsLocked logs members whose operational status changed.
+func (d *Daemon) memberEventsLocked(teamName string, prev, next team.Evaluation) {
+	before := map[string]team.MemberView{}
+	for _, m := range prev.Members {
+		before[m.Name] = m
+	}
+	for _, m := range next.Members {
+		b, ok := before[m.Name]
+		if !ok || (b.Oper == m.Oper && b.Reason == m.Reason) {
+			continue
+		}
+		kind := api.EventMemberUp
+		switch {
+		case m.Reason == team.WaitingForStableConnectivity:
+			kind = api.EventMemberWaiting
+		case m.Oper == team.OperFailed:
+			kind = api.EventMemberFailed
+		}
+		d.events.add(teamName, kind, m.Name, fmt.Sprintf("%s/%s -> %s/%s", b.Oper, b.Reason, m.Oper, m.Reason))
+	}
+}
+
+// shareLocked describes how many buckets each member holds in table.
+func (d *Daemon) shareLocked(t *teamRT, table team.Table) string {
+	n := map[uint32]int{}
+	for _, id := range table {
+		n[id]++
+	}
+	s := ""
+	for _, m := range t.rec.Spec.Members {
+		if s != "" {
+			s += ", "
+		}
+		held := 0
+		if idx, ok := t.ifindex[m.Name]; ok {
+			held = n[uint32(idx)]
+		}
+		s += fmt.Sprintf("%s %d", m.Name, held)
+	}
+	return s
+}

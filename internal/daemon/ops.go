@@ -1,0 +1,494 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/nicteam/nicteam/internal/api"
+	"github.com/nicteam/nicteam/internal/host"
+	"github.com/nicteam/nicteam/internal/team"
+)
+
+// notFoundError is a missing team or member; it matches os.ErrNotExist so
+// the API answers 404, and its message names only what is missing.
+type notFoundError struct{ msg string }
+
+func (e notFoundError) Error() string        { return e.msg }
+func (e notFoundError) Is(target error) bool { return target == os.ErrNotExist }
+
+func notFound(format string, args ...any) error { return notFoundError{fmt.Sprintf(format, args...)} }
+
+// inventory answers validation questions from netlink and the daemon's
+// own records. It is used under d.mu.
+type inventory struct{ d *Daemon }
+
+func (inv inventory) Link(name string) (team.LinkFacts, bool) {
+	var f team.LinkFacts
+	for _, t := range inv.d.teams {
+		if name == t.rec.Spec.Name || name == t.rec.Peer {
+			f.TeamNIC = t.rec.Spec.Name
+		}
+		if _, ok := t.rec.Spec.Member(name); ok {
+			f.InTeam = t.rec.Spec.Name
+		}
+	}
+	l, err := host.Get(name)
+	if err != nil {
+		// A declared member may be absent and still belong to its team.
+		return f, f.InTeam != ""
+	}
+	f.Loopback = l.Loopback
+	if l.Alias == teamAlias && f.TeamNIC == "" {
+		f.TeamNIC = name // another daemon's team in this namespace
+	}
+	return f, true
+}
+
+func (d *Daemon) teamLocked(name string) (*teamRT, error) {
+	t, ok := d.teams[name]
+	if !ok {
+		return nil, notFound("no team %q", name)
+	}
+	return t, nil
+}
+
+func parseSpec(req api.NewTeam) (team.Spec, error) {
+	s := team.Spec{Name: req.Name}
+	var err error
+	if req.Mode != "" {
+		if s.Mode, err = team.ParseMode(req.Mode); err != nil {
+			return s, team.Invalid(err)
+		}
+	}
+	if req.Algorithm != "" {
+		if s.Algorithm, err = team.ParseAlgorithm(req.Algorithm); err != nil {
+			return s, team.Invalid(err)
+		}
+	}
+	if req.UpDelay != "" {
+		if s.UpDelay, err = parseDelay(req.UpDelay); err != nil {
+			return s, err
+		}
+	}
+	for _, m := range req.Members {
+		s.Members = append(s.Members, team.MemberSpec{Name: m})
+	}
+	if req.Standby != "" {
+		i := slices.IndexFunc(s.Members, func(m team.MemberSpec) bool { return m.Name == req.Standby })
+		if i < 0 {
+			s.Members = append(s.Members, team.MemberSpec{Name: req.Standby})
+			i = len(s.Members) - 1
+		}
+		s.Members[i].Mode = team.AdminStandby
+	}
+	return s, nil
+}
+
+func parseDelay(v string) (time.Duration, error) {
+	dl, err := time.ParseDuration(v)
+	if err != nil || dl < 0 {
+		return 0, team.Invalid(fmt.Errorf("up-delay %q: want a duration like 500ms or 2s", v))
+	}
+	return dl, nil
+}
+
+// primaryIndex is the first active member: its MAC becomes the team's.
+func primaryIndex(s *team.Spec) int {
+	return max(0, slices.IndexFunc(s.Members, func(m team.MemberSpec) bool { return m.Mode == team.AdminActive }))
+}
+
+// create builds a new team; on any error the host is as it was.
+func (d *Daemon) create(req api.NewTeam) (api.Team, error) {
+	spec, err := parseSpec(req)
+	if err != nil {
+		return api.Team{}, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := team.ValidateNew(&spec, inventory{d}); err != nil {
+		return api.Team{}, err
+	}
+	primary, err := host.Get(spec.Members[primaryIndex(&spec)].Name)
+	if err != nil {
+		return api.Team{}, err
+	}
+	t := &teamRT{
+		rec:   record{Spec: spec, MAC: primary.MAC.String(), Peer: peerName(spec.Name), MTU: primary.MTU},
+		links: map[string]team.LinkState{}, ifindex: map[string]int{}, timers: map[string]*time.Timer{},
+	}
+	if err := d.buildLocked(t); err != nil {
+		return api.Team{}, err
+	}
+	d.teams[spec.Name] = t
+	d.order = append(d.order, spec.Name)
+	if err := d.persistLocked(); err != nil {
+		d.destroyLocked(t)
+		return api.Team{}, err
+	}
+	d.events.add(spec.Name, api.EventTeamCreated, "", fmt.Sprintf("members %v, %s, %s", spec.MemberNames(), spec.Mode, spec.Algorithm))
+	d.recomputeLocked(t)
+	return d.teamViewLocked(t), nil
+}
+
+// destroyLocked removes t from the host and from the daemon's records.
+func (d *Daemon) destroyLocked(t *teamRT) error {
+	name := t.rec.Spec.Name
+	var errs []error
+	if t.dp != nil {
+		for _, m := range t.rec.Spec.Members {
+			d.leaveLocked(t, m.Name)
+		}
+		errs = append(errs, t.dp.Destroy())
+	} else {
+		for _, m := range t.rec.Spec.Members {
+			d.restoreMember(t, m.Name)
+		}
+	}
+	errs = append(errs, host.Delete(name))
+	// Leave no empty directories on the bpffs: they fail only while
+	// another team (or another namespace's daemon) still has pins there.
+	os.Remove(d.pinDir)
+	os.Remove(filepath.Dir(d.pinDir))
+	delete(d.teams, name)
+	d.order = slices.DeleteFunc(d.order, func(n string) bool { return n == name })
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) remove(name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, err := d.teamLocked(name)
+	if err != nil {
+		return err
+	}
+	derr := d.destroyLocked(t)
+	if err := d.persistLocked(); err != nil {
+		return err
+	}
+	d.events.add(name, api.EventTeamRemoved, "", "")
+	if derr != nil {
+		return fmt.Errorf("remove team %s: %w", name, derr)
+	}
+	return nil
+}
+
+func (d *Daemon) set(name string, req api.SetTeam) (api.Team, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, err := d.teamLocked(name)
+	if err != nil {
+		return api.Team{}, err
+	}
+	next := t.rec.Spec
+	if next, err = applySet(next, req); err != nil {
+		return api.Team{}, err
+	}
+	if err := next.Supported(); err != nil {
+		return api.Team{}, team.Invalid(err)
+	}
+	if err := d.commitSpecLocked(t, next); err != nil {
+		return api.Team{}, err
+	}
+	d.events.add(name, api.EventTeamChanged, "", fmt.Sprintf("%s, %s, up-delay %s", next.Mode, next.Algorithm, next.UpDelay))
+	return d.teamViewLocked(t), nil
+}
+
+func applySet(s team.Spec, req api.SetTeam) (team.Spec, error) {
+	var err error
+	if req.Mode != "" {
+		if s.Mode, err = team.ParseMode(req.Mode); err != nil {
+			return s, team.Invalid(err)
+		}
+	}
+	if req.Algorithm != "" {
+		if s.Algorithm, err = team.ParseAlgorithm(req.Algorithm); err != nil {
+			return s, team.Invalid(err)
+		}
+	}
+	if req.UpDelay != "" {
+		if s.UpDelay, err = parseDelay(req.UpDelay); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// commitSpecLocked persists a changed spec and applies it; on a failed
+// write the old spec stays.
+func (d *Daemon) commitSpecLocked(t *teamRT, next team.Spec) error {
+	old := t.rec.Spec
+	t.rec.Spec = next
+	if err := d.persistLocked(); err != nil {
+		t.rec.Spec = old
+		return err
+	}
+	d.recomputeLocked(t)
+	return nil
+}
+
+func (d *Daemon) addMember(teamName string, req api.AddMember) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, err := d.teamLocked(teamName)
+	if err != nil {
+		return err
+	}
+	next := t.rec.Spec
+	next.Members = append(slices.Clone(next.Members), team.MemberSpec{Name: req.Name})
+	if req.Standby {
+		next.Members[len(next.Members)-1].Mode = team.AdminStandby
+	}
+	if _, dup := t.rec.Spec.Member(req.Name); dup {
+		return team.Invalid(fmt.Errorf("%q is already a member of %q", req.Name, teamName))
+	}
+	if err := team.ValidateMembers(&next, inventory{d}); err != nil {
+		return err
+	}
+	t.rec.Spec = next
+	if err := d.joinLocked(t, req.Name); err != nil {
+		t.rec.Spec.Members = t.rec.Spec.Members[:len(t.rec.Spec.Members)-1]
+		return err
+	}
+	if err := d.persistLocked(); err != nil {
+		d.leaveLocked(t, req.Name)
+		t.rec.Spec.Members = t.rec.Spec.Members[:len(t.rec.Spec.Members)-1]
+		return err
+	}
+	d.events.add(teamName, api.EventMemberAdded, req.Name, next.Members[len(next.Members)-1].Mode.String())
+	d.recomputeLocked(t)
+	return nil
+}
+
+func (d *Daemon) removeMember(teamName, member string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, err := d.teamLocked(teamName)
+	if err != nil {
+		return err
+	}
+	if _, ok := t.rec.Spec.Member(member); !ok {
+		return notFound("%q is not a member of team %q", member, teamName)
+	}
+	next := t.rec.Spec
+	next.Members = slices.DeleteFunc(slices.Clone(next.Members), func(m team.MemberSpec) bool { return m.Name == member })
+	if len(next.Members) == 0 {
+		return team.Invalid(fmt.Errorf("%q is the last member of team %q; remove the team instead (nicteam rm %s)", member, teamName, teamName))
+	}
+	if !slices.ContainsFunc(next.Members, func(m team.MemberSpec) bool { return m.Mode == team.AdminActive }) {
+		return team.Invalid(fmt.Errorf("removing %q would leave team %q with only a standby member", member, teamName))
+	}
+	leavingMAC := ""
+	if l, err := host.Get(member); err == nil {
+		leavingMAC = l.MAC.String()
+	}
+	// Take it out of the buckets before detaching, so no frame is sent to it.
+	t.rec.Spec = next
+	delete(t.links, member)
+	d.recomputeLocked(t)
+	d.leaveLocked(t, member)
+	if leavingMAC == t.rec.MAC {
+		// The team wore the leaving NIC's MAC: two ports on the wire must
+		// not share one, so the team takes the new primary's.
+		if err := d.changeMACLocked(t); err != nil {
+			d.log.Error("change team MAC", "team", teamName, "err", err)
+		}
+	}
+	if err := d.persistLocked(); err != nil {
+		return err
+	}
+	d.events.add(teamName, api.EventMemberRemoved, member, "")
+	return nil
+}
+
+// changeMACLocked gives the team its primary's MAC and re-derives which
+// members must be promiscuous.
+func (d *Daemon) changeMACLocked(t *teamRT) error {
+	p, err := host.Get(t.rec.Spec.Members[primaryIndex(&t.rec.Spec)].Name)
+	if err != nil {
+		return err
+	}
+	if err := host.SetMAC(t.rec.Spec.Name, p.MAC); err != nil {
+		return err
+	}
+	t.rec.MAC = p.MAC.String()
+	for _, m := range t.rec.Spec.Members {
+		if l, err := host.Get(m.Name); err == nil {
+			if want := l.MAC.String() != t.rec.MAC; want != l.Promisc {
+				host.SetPromisc(m.Name, want)
+			}
+		}
+	}
+	d.recomputeLocked(t)
+	return nil
+}
+
+func (d *Daemon) setMember(teamName, member string, req api.SetMember) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, err := d.teamLocked(teamName)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(t.rec.Spec.Members, func(m team.MemberSpec) bool { return m.Name == member })
+	if i < 0 {
+		return notFound("%q is not a member of team %q", member, teamName)
+	}
+	next := t.rec.Spec
+	next.Members = slices.Clone(next.Members)
+	next.Members[i].Mode = team.AdminActive
+	if req.Standby {
+		next.Members[i].Mode = team.AdminStandby
+	}
+	if err := team.ValidateMembers(&next, inventory{d}); err != nil {
+		return err
+	}
+	if err := d.commitSpecLocked(t, next); err != nil {
+		return err
+	}
+	d.events.add(teamName, api.EventTeamChanged, member, "administrative mode "+next.Members[i].Mode.String())
+	return nil
+}
+
+// Views.
+
+func (d *Daemon) teamViewLocked(t *teamRT) api.Team {
+	v := api.Team{
+		Name:                   t.rec.Spec.Name,
+		Members:                t.rec.Spec.MemberNames(),
+		TeamNics:               t.rec.Spec.Name,
+		TeamingMode:            t.rec.Spec.Mode,
+		LoadBalancingAlgorithm: t.rec.Spec.Algorithm,
+		Status:                 t.eval.Status,
+		MacAddress:             formatMAC(mustMAC(t.rec.MAC)),
+		Primary:                t.rec.Spec.Members[primaryIndex(&t.rec.Spec)].Name,
+		Receiver:               t.eval.Receiver,
+		LinkSpeed:              t.eval.Speed,
+	}
+	if t.dp == nil {
+		v.Status = team.Down
+	}
+	if t.rec.Spec.UpDelay > 0 {
+		v.UpDelay = t.rec.Spec.UpDelay.String()
+	}
+	return v
+}
+
+func (d *Daemon) teamViews(name string) ([]api.Team, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []api.Team
+	for _, n := range d.order {
+		if name == "" || n == name {
+			out = append(out, d.teamViewLocked(d.teams[n]))
+		}
+	}
+	if name != "" && len(out) == 0 {
+		return nil, notFound("no team %q", name)
+	}
+	return out, nil
+}
+
+func (d *Daemon) memberViews(name string) ([]api.Member, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if name != "" {
+		if _, err := d.teamLocked(name); err != nil {
+			return nil, err
+		}
+	}
+	out := []api.Member{}
+	for _, n := range d.order {
+		if name != "" && n != name {
+			continue
+		}
+		for _, m := range d.teams[n].eval.Members {
+			out = append(out, api.Member{
+				Name: m.Name, Team: n,
+				AdministrativeMode: m.Admin, OperationalStatus: m.Oper, FailureReason: m.Reason,
+				TransmitLinkSpeed: m.Speed, ReceiveLinkSpeed: m.Speed,
+			})
+		}
+	}
+	return out, nil
+}
+
+// adapters lists interfaces as Get-NetAdapter does, leaving out loopback
+// and the hidden carrier peers.
+func (d *Daemon) adapters(names []string) ([]api.Adapter, error) {
+	links, err := host.List()
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	byName := map[string]host.Link{}
+	var order []string
+	for _, l := range links {
+		if l.Loopback || (len(l.Alias) >= len(peerAlias) && l.Alias[:len(peerAlias)] == peerAlias) {
+			continue
+		}
+		byName[l.Name] = l
+		order = append(order, l.Name)
+	}
+	if len(names) > 0 {
+		for _, n := range names {
+			if _, ok := byName[n]; !ok {
+				return nil, notFound("no adapter %q", n)
+			}
+		}
+		order = names
+	}
+	out := make([]api.Adapter, 0, len(order))
+	for _, n := range order {
+		l := byName[n]
+		a := api.Adapter{Name: n, IfIndex: l.Index, MacAddress: formatMAC(l.MAC), Status: "Up"}
+		switch {
+		case !l.AdminUp:
+			a.Status = "Disabled"
+		case !l.Carrier:
+			a.Status = "Disconnected"
+		}
+		if t, ok := d.teams[n]; ok {
+			a.InterfaceDescription = teamAlias
+			a.LinkSpeed = t.eval.Speed
+		} else {
+			a.InterfaceDescription = describe(n, l)
+			a.LinkSpeed = host.Speed(n)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func describe(name string, l host.Link) string {
+	drv := host.Driver(name)
+	if drv == "" {
+		drv = l.Kind
+	}
+	if drv == "" {
+		return "Ethernet Adapter"
+	}
+	return drv + " Ethernet Adapter"
+}
+
+func mustMAC(s string) net.HardwareAddr {
+	mac, _ := net.ParseMAC(s)
+	return mac
+}
+
+// formatMAC spells a MAC as Get-NetAdapter does: 00-50-56-8C-14-20.
+func formatMAC(mac net.HardwareAddr) string {
+	s := ""
+	for i, b := range mac {
+		if i > 0 {
+			s += "-"
+		}
+		s += fmt.Sprintf("%02X", b)
+	}
+	return s
+}
