@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// nicteam datapath: one egress program on the team interface spreads frames
+// over the members through a 256-entry bucket table, one ingress program on
+// every member hands received frames to the team interface.
+//
+// The file is self-contained (no kernel or libbpf headers) so that the
+// generated object depends only on the clang version, which keeps the
+// committed team_bpfel.o reproducible.
+//
+// The hash is our own, not skb->hash: it must be identical for every frame of
+// a flow whatever the kernel, NIC or socket did, and it must be predictable
+// from user space (Hash in hash.go is its twin; keep the two in step).
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+
+#define SEC(name) __attribute__((section(name), used))
+#define __always_inline inline __attribute__((always_inline))
+#define __uint(name, val) int(*name)[val]
+#define __type(name, val) typeof(val) *name
+
+// Only the leading fields of struct __sk_buff that we read; the verifier
+// checks context accesses by offset, so the prefix is enough.
+struct __sk_buff {
+	__u32 len;
+	__u32 pkt_type;
+	__u32 mark;
+	__u32 queue_mapping;
+	__u32 protocol;
+	__u32 vlan_present;
+	__u32 vlan_tci;
+	__u32 vlan_proto;
+	__u32 priority;
+	__u32 ingress_ifindex;
+	__u32 ifindex;
+};
+
+enum {
+	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PERCPU_HASH = 5,
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+};
+
+#define BPF_F_INGRESS 1
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static long (*bpf_skb_store_bytes)(struct __sk_buff *skb, __u32 offset, const void *from, __u32 len,
+				   __u64 flags) = (void *)9;
+static long (*bpf_redirect)(__u32 ifindex, __u64 flags) = (void *)23;
+static long (*bpf_skb_load_bytes)(const struct __sk_buff *skb, __u32 offset, void *to, __u32 len) = (void *)26;
+
+#define NUM_BUCKETS 256
+
+// Hash policies; the values are HashPolicy in Go.
+#define HASH_TRANSPORT_PORTS 0
+#define HASH_IP_ADDRESSES 1
+#define HASH_MAC_ADDRESSES 2
+#define HASH_SOURCE_MAC 3
+
+// conf.flags
+#define CFG_BCAST_ALL 1 // every member delivers broadcast/multicast, not only the primary
+
+// member.flags
+#define MEMBER_TX_OWN_MAC 1 // frames sent from the team MAC leave with the member's own MAC
+#define MEMBER_RX_DISABLED 2 // drop everything received but slow protocols
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define ETH_P_SLOW 0x8809
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+
+struct conf {
+	__u32 team_ifindex;
+	__u32 hash;
+	__u32 primary;
+	__u32 flags;
+	__u8 team_mac[6];
+	__u8 pad[2];
+};
+
+struct member {
+	__u8 mac[6];
+	__u8 pad[2];
+	__u32 flags;
+};
+
+struct member_counters {
+	__u64 tx_packets;
+	__u64 tx_bytes;
+	__u64 rx_packets;
+	__u64 rx_bytes;
+	__u64 rx_dropped;
+};
+
+struct counters {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct conf);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NUM_BUCKETS);
+	__type(key, __u32);
+	__type(value, __u32);
+} buckets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct member);
+} members SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct member_counters);
+} member_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NUM_BUCKETS);
+	__type(key, __u32);
+	__type(value, struct counters);
+} bucket_stats SEC(".maps");
+
+// Frames dropped on egress because their bucket had no member.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} egress_drops SEC(".maps");
+
+// The Ethernet header as read by bpf_skb_load_bytes. Words are what a native
+// (little-endian) load of the wire bytes gives; hash.go reads them the same way.
+union eth {
+	__u8 b[16];
+	__u16 h[8];
+	__u32 w[4];
+};
+
+#define HASH_SEED 0x9747b28c
+
+// One MurmurHash3 (x86_32) block step per 32-bit word, finalised with fmix32:
+// cheap, branch-free and good enough in the low 8 bits that select the bucket.
+static __always_inline __u32 rotl32(__u32 x, int r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+static __always_inline __u32 mix(__u32 h, __u32 k)
+{
+	k *= 0xcc9e2d51;
+	k = rotl32(k, 15);
+	k *= 0x1b873593;
+	h ^= k;
+	h = rotl32(h, 13);
+	return h * 5 + 0xe6546b64;
+}
+
+static __always_inline __u32 fmix(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+static __always_inline __u32 hash_macs(const union eth *eth, __u32 policy)
+{
+	__u32 h = HASH_SEED;
+
+	if (policy == HASH_SOURCE_MAC) {
+		h = mix(h, eth->w[1] >> 16 | (__u32)eth->h[4] << 16);
+		return fmix(mix(h, eth->h[5]));
+	}
+	h = mix(h, eth->w[0]);
+	h = mix(h, eth->w[1]);
+	return fmix(mix(h, eth->w[2]));
+}
+
+// frame_hash hashes one frame per policy. Anything that cannot be parsed as
+// far as the policy wants falls back to the next coarser key: ports → IP
+// addresses → MAC addresses, so a flow's frames always agree with each other.
+static __always_inline __u32 frame_hash(struct __sk_buff *skb, const union eth *eth, __u32 policy)
+{
+	__u32 l3 = 14, l4, h = HASH_SEED;
+	__u16 proto = __builtin_bswap16(eth->h[6]);
+	__u32 ip[10]; // an IPv6 header; an IPv4 header uses the first five words
+	__u32 ports;
+	__u8 l4proto;
+
+	if (policy != HASH_TRANSPORT_PORTS && policy != HASH_IP_ADDRESSES)
+		return hash_macs(eth, policy);
+
+	if (proto == ETH_P_8021Q || proto == ETH_P_8021AD) {
+		__u16 tag[2];
+
+		if (bpf_skb_load_bytes(skb, 14, tag, sizeof(tag)))
+			return hash_macs(eth, HASH_MAC_ADDRESSES);
+		proto = __builtin_bswap16(tag[1]);
+		l3 = 18;
+	}
+
+	if (proto == ETH_P_IP) {
+		__u32 ihl;
+
+		if (bpf_skb_load_bytes(skb, l3, ip, 20))
+			return hash_macs(eth, HASH_MAC_ADDRESSES);
+		ihl = ip[0] & 0x0f;
+		if (ihl < 5)
+			return hash_macs(eth, HASH_MAC_ADDRESSES);
+		h = mix(h, ip[3]);
+		h = mix(h, ip[4]);
+		// MF set or a non-zero offset: later fragments carry no ports.
+		if (policy == HASH_IP_ADDRESSES || (__builtin_bswap16(ip[1] >> 16) & 0x3fff))
+			return fmix(h);
+		l4proto = ip[2] >> 8;
+		l4 = l3 + ihl * 4;
+	} else if (proto == ETH_P_IPV6) {
+		if (bpf_skb_load_bytes(skb, l3, ip, 40))
+			return hash_macs(eth, HASH_MAC_ADDRESSES);
+		h = mix(h, ip[2]);
+		h = mix(h, ip[3]);
+		h = mix(h, ip[4]);
+		h = mix(h, ip[5]);
+		h = mix(h, ip[6]);
+		h = mix(h, ip[7]);
+		h = mix(h, ip[8]);
+		h = mix(h, ip[9]);
+		if (policy == HASH_IP_ADDRESSES)
+			return fmix(h);
+		// A fragment header (44) or any other extension header ends up
+		// here as "not TCP/UDP": IP addresses only.
+		l4proto = ip[1] >> 16;
+		l4 = l3 + 40;
+	} else {
+		return hash_macs(eth, HASH_MAC_ADDRESSES);
+	}
+
+	if (l4proto != IPPROTO_TCP && l4proto != IPPROTO_UDP)
+		return fmix(h);
+	if (bpf_skb_load_bytes(skb, l4, &ports, sizeof(ports)))
+		return fmix(h);
+	h = mix(h, ports);
+	return fmix(mix(h, l4proto));
+}
+
+static __always_inline int mac_eq(const __u16 *a, const __u16 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2];
+}
+
+SEC("tcx/egress")
+int team_egress(struct __sk_buff *skb)
+{
+	__u32 zero = 0, bucket, ifindex;
+	struct member_counters *ms;
+	struct conf *cfg;
+	struct counters *bs;
+	struct member *m;
+	__u32 *target;
+	union eth eth = {};
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return TC_ACT_SHOT;
+
+	// A frame shorter than an Ethernet header (the stack sends none)
+	// fails the load and hashes as an all-zero header, as Hash does.
+	bpf_skb_load_bytes(skb, 0, &eth, 14);
+	bucket = frame_hash(skb, &eth, cfg->hash) % NUM_BUCKETS;
+
+	bs = bpf_map_lookup_elem(&bucket_stats, &bucket);
+	if (bs) {
+		bs->packets++;
+		bs->bytes += skb->len;
+	}
+
+	target = bpf_map_lookup_elem(&buckets, &bucket);
+	ifindex = target ? *target : 0;
+	if (!ifindex) {
+		__u64 *drops = bpf_map_lookup_elem(&egress_drops, &zero);
+
+		if (drops)
+			(*drops)++;
+		return TC_ACT_SHOT;
+	}
+
+	ms = bpf_map_lookup_elem(&member_stats, &ifindex);
+	if (ms) {
+		ms->tx_packets++;
+		ms->tx_bytes += skb->len;
+	}
+
+	// Source MAC replacement: bpf_skb_store_bytes only unclones the skb
+	// when it writes, whereas direct packet writes would make the verifier
+	// unclone every cloned skb (every TCP segment) on entry.
+	m = bpf_map_lookup_elem(&members, &ifindex);
+	if (m && (m->flags & MEMBER_TX_OWN_MAC) && mac_eq(&eth.h[3], (const __u16 *)cfg->team_mac))
+		bpf_skb_store_bytes(skb, 6, m->mac, 6, 0);
+
+	return bpf_redirect(ifindex, 0);
+}
+
+SEC("tcx/ingress")
+int team_ingress(struct __sk_buff *skb)
+{
+	__u32 zero = 0, ifindex = skb->ifindex;
+	struct member_counters *ms;
+	struct conf *cfg;
+	struct member *m;
+	union eth eth = {};
+
+	// No frame shorter than an Ethernet header reaches tc ingress.
+	bpf_skb_load_bytes(skb, 0, &eth, 14);
+	// LACPDUs and markers belong to the daemon listening on the member.
+	if (eth.h[6] == __builtin_bswap16(ETH_P_SLOW))
+		return TC_ACT_OK;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return TC_ACT_SHOT;
+	m = bpf_map_lookup_elem(&members, &ifindex);
+	ms = bpf_map_lookup_elem(&member_stats, &ifindex);
+
+	// The switch floods broadcast and multicast to every member; only one
+	// copy may reach the team. A member that is not collecting (LACP) or
+	// a team with nowhere to deliver drops everything.
+	if ((m && (m->flags & MEMBER_RX_DISABLED)) || !cfg->team_ifindex ||
+	    ((eth.b[0] & 1) && !(cfg->flags & CFG_BCAST_ALL) && ifindex != cfg->primary)) {
+		if (ms)
+			ms->rx_dropped++;
+		return TC_ACT_SHOT;
+	}
+
+	// Replies to frames sent with the member's own MAC: the team's stack
+	// only accepts its own MAC as PACKET_HOST.
+	if (m && mac_eq(&eth.h[0], (const __u16 *)m->mac) && !mac_eq(&eth.h[0], (const __u16 *)cfg->team_mac))
+		bpf_skb_store_bytes(skb, 0, cfg->team_mac, 6, 0);
+
+	if (ms) {
+		ms->rx_packets++;
+		ms->rx_bytes += skb->len;
+	}
+	return bpf_redirect(cfg->team_ifindex, BPF_F_INGRESS);
+}
+
+char _license[] SEC("license") = "GPL";

@@ -1,0 +1,7 @@
+package datapath
+
+// The committed team_bpfel.go and team_bpfel.o are the output of this line;
+// TestGeneratedObjectsCurrent runs it again and compares. bpf/CLANG_VERSION
+// records the clang major version that produced them.
+//
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -target bpfel -cflags "-O2 -g -Wall -Werror" -type conf -type member -type member_counters -type counters team bpf/team.c

@@ -1,0 +1,114 @@
+package datapath
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// onNewThread runs fn on a fresh OS thread that is thrown away afterwards
+// (the goroutine exits while locked), so a namespace switch inside fn can
+// never leak to other goroutines.
+func onNewThread(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// inNetns runs fn in network namespace ns. tcx attach and prog queries take
+// an ifindex, which is only meaningful in the caller's namespace.
+func inNetns(ns netns.NsHandle, fn func() error) error {
+	return onNewThread(func() error {
+		if err := netns.Set(ns); err != nil {
+			return fmt.Errorf("enter netns: %w", err)
+		}
+		return fn()
+	})
+}
+
+// testNetns creates a named network namespace and a netlink handle in it,
+// both removed in Cleanup, failed test or not.
+func testNetns(t *testing.T) (netns.NsHandle, string, *netlink.Handle) {
+	t.Helper()
+	name := fmt.Sprintf("ntdp-%d-%08x", os.Getpid(), rand.Uint32())
+	var ns netns.NsHandle
+	if err := onNewThread(func() (err error) { ns, err = netns.NewNamed(name); return err }); err != nil {
+		t.Fatalf("create netns %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = ns.Close()
+		if err := netns.DeleteNamed(name); err != nil {
+			t.Errorf("delete netns %s: %v", name, err)
+		}
+	})
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return ns, name, h
+}
+
+// addVeth creates a veth pair in h's namespace, the peer optionally moved to
+// peerNS, brings both ends up (the peer only if it stays) and returns the
+// first end.
+func addVeth(t *testing.T, h *netlink.Handle, name, peer string, index int, peerNS *netns.NsHandle) netlink.Link {
+	t.Helper()
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, Index: index}, PeerName: peer}
+	if peerNS != nil {
+		v.PeerNamespace = netlink.NsFd(*peerNS)
+	}
+	if err := h.LinkAdd(v); err != nil {
+		t.Fatalf("add veth %s/%s: %v", name, peer, err)
+	}
+	up := []string{name}
+	if peerNS == nil {
+		up = append(up, peer)
+	}
+	for _, n := range up {
+		if err := h.LinkSetUp(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: n}}); err != nil {
+			t.Fatalf("set %s up: %v", n, err)
+		}
+	}
+	l, err := h.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// testBPFFS mounts a private bpffs for one test and unmounts it in Cleanup,
+// which also drops anything still pinned in it.
+func testBPFFS(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bpffs")
+	if err := MountBPFFS(dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+func mustMAC(t *testing.T, s string) net.HardwareAddr {
+	t.Helper()
+	mac, err := net.ParseMAC(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
