@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nicteam/nicteam/internal/lab"
+	"github.com/nicteam/nicteam/internal/seqstream"
+)
+
+// asMain makes the test binary act as the command, so that the lab test
+// can run it in namespaces without building it.
+const asMain = "NICTEAM_SEQSTREAM_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMain) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestHelp(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"recv --listen ADDR:PORT", "send --to ADDR:PORT", "outage"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+	for _, cmd := range []string{"recv", "send"} {
+		errOut.Reset()
+		if err := run(context.Background(), []string{cmd, "--help"}, &out, &errOut); err == nil || !strings.Contains(errOut.String(), "-duration") {
+			t.Errorf("%s --help: %v, output %q", cmd, err, errOut.String())
+		}
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	for _, args := range [][]string{
+		nil,
+		{"frobnicate"},
+		{"recv"},
+		{"recv", "--listen", "127.0.0.1:0", "-o", "yaml"},
+		{"send"},
+		{"send", "--to", "127.0.0.1:9", "--pps", "0"},
+		{"send", "--to", "127.0.0.1:9", "--size", "8"},
+		{"send", "--to", "127.0.0.1:9", "extra"},
+	} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), args, &out, &errOut); err == nil {
+			t.Errorf("run(%q) succeeded", args)
+		}
+	}
+}
+
+// TestLoopback runs a stream over loopback in-process, at a rate that
+// needs the spinning pacer, and expects all of it.
+func TestLoopback(t *testing.T) {
+	rconn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rconn.Close()
+	growRcvBuf(rconn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reports := make(chan seqstream.Report, 1)
+	go func() {
+		rep, err := receive(ctx, rconn)
+		if err != nil {
+			t.Error(err)
+		}
+		reports <- rep
+	}()
+
+	sconn, err := net.DialUDP("udp", nil, rconn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sconn.Close()
+	const pps, d = 20_000, 500 * time.Millisecond
+	res, err := transmit(ctx, sconn, pps, d, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.sent != 10_000 || res.errors != 0 {
+		t.Fatalf("sent %d with %d errors (%v), want 10000 without", res.sent, res.errors, res.firstErr)
+	}
+	if res.elapsed < d-d/50 || res.elapsed > d+d/10 {
+		t.Errorf("sending took %v, want about %v", res.elapsed, d)
+	}
+	rep := <-reports
+	if !rep.Ended || rep.Sent != 10_000 {
+		t.Fatalf("report %+v: want the end marker with 10000 sent", rep)
+	}
+	// Loopback does not drop, but a test machine can stall a receiver long
+	// enough for a burst to overflow; allow a trace.
+	if rep.Lost > 10 || rep.Duplicates != 0 {
+		t.Errorf("lost %d, duplicates %d over loopback\n%s", rep.Lost, rep.Duplicates, rep)
+	}
+}
+
+// TestFailoverOutage pulls the cable of the NIC a stream leaves by, plugs
+// it back, and expects the receiver to report one outage about as long.
+func TestFailoverOutage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: builds a lab of network namespaces")
+	}
+	b, err := lab.NewBasic(lab.UniquePrefix("nts"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close lab: %v", err)
+		}
+	})
+	if err := b.Host.AddAddr("eth1", lab.HostCIDRv4); err != nil {
+		t.Fatal(err)
+	}
+	// Pulling the cable flushes eth1's neighbour cache, and re-resolving
+	// the peer would add up to a second (the ARP retransmit time) to the
+	// outage. A permanent entry survives, so the outage is the cable's.
+	peer, err := b.Peer.Link("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Host.Run("ip", "neigh", "replace", lab.PeerIPv4, "lladdr", peer.Attrs().HardwareAddr.String(), "nud", "permanent", "dev", "eth1"); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(asMain, "1") // inherited by the processes Start runs
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dst := net.JoinHostPort(lab.PeerIPv4, "7700")
+	recv, err := b.Peer.Start(exe, "recv", "--listen", dst, "--duration", "20s", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(recv.Output(), "listening on"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("receiver not listening: %s", recv.Output())
+		}
+	}
+	send, err := b.Host.Start(exe, "send", "--to", dst, "--pps", "10000", "--duration", "1500ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const down = 300 * time.Millisecond
+	time.Sleep(400 * time.Millisecond)
+	if err := b.Fail(b.Host, "eth1"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(down)
+	if err := b.Restore(b.Host, "eth1"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := send.Wait(); err != nil {
+		t.Fatalf("send: %v\n%s", err, send.Output())
+	}
+	if err := recv.Wait(); err != nil {
+		t.Fatalf("recv: %v\n%s", err, recv.Output())
+	}
+	out := recv.Output()
+	var rep seqstream.Report
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("parse report: %v\n%s", err, out)
+	}
+	t.Logf("send: %s", strings.TrimSpace(send.Output()))
+	t.Logf("report: %+v", rep)
+	if !rep.Ended || rep.Sent != 15_000 {
+		t.Fatalf("want the end marker with 15000 sent\n%s", out)
+	}
+	if len(rep.Outages) != 1 {
+		t.Fatalf("%d outages, want 1\n%s", len(rep.Outages), out)
+	}
+	o := rep.Outages[0]
+	// The cable was out for `down`, give or take the time the ip commands
+	// took to run.
+	if got := time.Duration(o.DurationUs) * time.Microsecond; got < down-down/10 || got > down+200*time.Millisecond {
+		t.Errorf("outage lasted %v, want about %v", got, down)
+	}
+	if o.Missing != rep.Lost || rep.Received+rep.Lost != rep.Sent {
+		t.Errorf("missing %d, lost %d, received %d, sent %d: do not add up", o.Missing, rep.Lost, rep.Received, rep.Sent)
+	}
+	// At 10 kpps, each millisecond of outage is 10 packets.
+	if want := uint64(o.DurationUs / 100); o.Missing+20 < want || o.Missing > want+20 {
+		t.Errorf("missing %d packets in %dµs, want about %d", o.Missing, o.DurationUs, want)
+	}
+}

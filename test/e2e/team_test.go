@@ -1,0 +1,387 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nicteam/nicteam/internal/api"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// linkSnapshot is what a member must get back after the team is gone.
+type linkSnapshot struct {
+	MAC     string
+	MTU     int
+	Promisc bool
+	Up      bool
+}
+
+func (e *env) snapshot(names ...string) map[string]linkSnapshot {
+	e.t.Helper()
+	out := map[string]linkSnapshot{}
+	e.inHost(func(h *netlink.Handle) {
+		for _, n := range names {
+			l, err := h.LinkByName(n)
+			if err != nil {
+				e.t.Fatalf("link %s: %v", n, err)
+			}
+			a := l.Attrs()
+			out[n] = linkSnapshot{MAC: a.HardwareAddr.String(), MTU: a.MTU, Promisc: a.Promisc != 0, Up: a.Flags&1 != 0}
+		}
+	})
+	return out
+}
+
+// inHost gives fn a netlink handle in the host namespace.
+func (e *env) inHost(fn func(*netlink.Handle)) {
+	e.t.Helper()
+	ns, err := netns.GetFromName(e.b.Host.NS)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer h.Close()
+	fn(h)
+}
+
+func (e *env) linkNames() []string {
+	var names []string
+	e.inHost(func(h *netlink.Handle) {
+		ls, err := h.LinkList()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, l := range ls {
+			names = append(names, l.Attrs().Name)
+		}
+	})
+	return names
+}
+
+func (e *env) pins() []string {
+	dir := filepath.Join("/sys/fs/bpf/nicteam", e.nsInode())
+	var found []string
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			found = append(found, p)
+		}
+		return nil
+	})
+	return found
+}
+
+func nicNames(n int) []string {
+	var out []string
+	for i := 1; i <= n; i++ {
+		out = append(out, fmt.Sprintf("eth%d", i))
+	}
+	return out
+}
+
+// TestTeamOfTwo walks a team through its life: created Up with the
+// primary's MAC and the members' summed speed, Degraded and still
+// forwarding with either cable pulled, Down with both, Up again, and
+// removed without a trace.
+func TestTeamOfTwo(t *testing.T) {
+	e := newEnv(t, 2)
+	before := e.snapshot("eth1", "eth2")
+	linksBefore := e.linkNames()
+
+	e.mustCLI("new", "Team0", "--members", "eth1,eth2")
+	tm := e.waitStatus("Team0", "Up")
+	if strings.Join(tm.Members, ",") != "eth1,eth2" || tm.TeamNics != "Team0" ||
+		tm.TeamingMode.String() != "SwitchIndependent" || tm.LoadBalancingAlgorithm.String() != "Dynamic" {
+		t.Errorf("get Team0: %+v", tm)
+	}
+	var ads []api.Adapter
+	e.getJSON(&ads, "adapters", "Team0", "eth1", "eth2")
+	if ads[0].LinkSpeed != 20e9 || !strings.EqualFold(strings.ReplaceAll(ads[0].MacAddress, "-", ":"), before["eth1"].MAC) {
+		t.Errorf("Team0 adapter: %+v, want 20 Gbps and eth1's MAC %s", ads[0], before["eth1"].MAC)
+	}
+	table := e.mustCLI("adapters")
+	if !strings.Contains(table, "20 Gbps") || strings.Contains(table, "ntp") {
+		t.Errorf("adapters table shows the hidden peer or the wrong speed:\n%s", table)
+	}
+	after := e.snapshot("eth1", "eth2")
+	if after["eth1"].Promisc || !after["eth2"].Promisc {
+		t.Errorf("promiscuity: eth1 (team MAC) %v, eth2 %v; want only eth2", after["eth1"].Promisc, after["eth2"].Promisc)
+	}
+
+	e.hostRun("ip", "addr", "add", "10.77.0.1/24", "dev", "Team0")
+	if r := e.ping("10.77.0.2", 20, 10*time.Millisecond); r.Received == 0 {
+		t.Fatalf("no ping through the team: %+v", r)
+	}
+
+	for _, nic := range []string{"eth1", "eth2"} {
+		if err := e.b.Fail(e.b.Host, nic); err != nil {
+			t.Fatal(err)
+		}
+		e.waitStatus("Team0", "Degraded")
+		m := e.member("Team0", nic)
+		if m.OperationalStatus.String() != "Failed" || m.FailureReason.String() != "PhysicalMediaDisconnected" {
+			t.Errorf("%s pulled: %+v", nic, m)
+		}
+		if got := e.team("Team0").LinkSpeed; got != 10e9 {
+			t.Errorf("%s pulled: link speed %d, want 10 Gbps", nic, got)
+		}
+		if r := e.ping("10.77.0.2", 50, 5*time.Millisecond); r.Received < 45 {
+			t.Errorf("%s pulled: ping %+v", nic, r)
+		}
+		if err := e.b.Restore(e.b.Host, nic); err != nil {
+			t.Fatal(err)
+		}
+		e.waitStatus("Team0", "Up")
+	}
+
+	e.b.Fail(e.b.Host, "eth1")
+	e.b.Fail(e.b.Host, "eth2")
+	e.waitStatus("Team0", "Down")
+	if out := e.hostRun("ip", "-o", "link", "show", "Team0"); !strings.Contains(out, "NO-CARRIER") {
+		t.Errorf("Down team NIC should have no carrier: %s", out)
+	}
+	e.b.Restore(e.b.Host, "eth1")
+	e.b.Restore(e.b.Host, "eth2")
+	e.waitStatus("Team0", "Up")
+	if r := e.ping("10.77.0.2", 20, 10*time.Millisecond); r.Received < 18 {
+		t.Errorf("after restore: ping %+v", r)
+	}
+
+	var events []api.Event
+	e.client().Events(context.Background(), false, func(ev api.Event) error { events = append(events, ev); return nil })
+	kinds := map[string]bool{}
+	for _, ev := range events {
+		kinds[ev.Kind] = true
+	}
+	for _, k := range []string{api.EventTeamCreated, api.EventMemberFailed, api.EventMemberUp, api.EventStatusChanged, api.EventBucketsMoved} {
+		if !kinds[k] {
+			t.Errorf("no %s event in %v", k, events)
+		}
+	}
+
+	e.mustCLI("rm", "Team0")
+	if got := e.snapshot("eth1", "eth2"); got["eth1"] != before["eth1"] || got["eth2"] != before["eth2"] {
+		t.Errorf("members not restored: before %+v after %+v", before, got)
+	}
+	if got := e.linkNames(); strings.Join(got, ",") != strings.Join(linksBefore, ",") {
+		t.Errorf("interfaces after rm %v, before %v", got, linksBefore)
+	}
+	if p := e.pins(); len(p) != 0 {
+		t.Errorf("pins left after rm: %v", p)
+	}
+	if out := e.hostRun("tc", "filter", "show", "dev", "eth1", "ingress"); strings.TrimSpace(out) != "" {
+		t.Errorf("filter left on eth1: %s", out)
+	}
+}
+
+// TestTeamOfEight pulls each of eight members in turn under traffic from
+// eight source addresses (which hash onto different members); every
+// address keeps reaching the peer.
+func TestTeamOfEight(t *testing.T) {
+	e := newEnv(t, 8)
+	e.mustCLI("new", "Team0", "--members", strings.Join(nicNames(8), ","), "--lb", "ip-addresses")
+	e.waitStatus("Team0", "Up")
+	if got := e.team("Team0").LinkSpeed; got != 80e9 {
+		t.Errorf("8 × 10 Gbps team: link speed %d", got)
+	}
+	var srcs []string
+	for i := 1; i <= 8; i++ {
+		src := fmt.Sprintf("10.77.0.%d", 10+i)
+		e.hostRun("ip", "addr", "add", src+"/24", "dev", "Team0")
+		srcs = append(srcs, src)
+	}
+	for _, nic := range nicNames(8) {
+		e.b.Fail(e.b.Host, nic)
+		e.waitStatus("Team0", "Degraded")
+		for _, src := range srcs {
+			if r := e.ping("10.77.0.2", 5, 10*time.Millisecond, "-I", src); r.Received < 4 {
+				t.Errorf("%s pulled: from %s: %+v", nic, src, r)
+			}
+		}
+		e.b.Restore(e.b.Host, nic)
+		e.waitStatus("Team0", "Up")
+	}
+	var ms []api.Member
+	e.getJSON(&ms, "members", "Team0")
+	if len(ms) != 8 {
+		t.Errorf("members: %d", len(ms))
+	}
+}
+
+// TestBadInputChangesNothing feeds every kind of bad input and checks each
+// is refused with an error naming the problem while the host and the
+// daemon's teams stay exactly as they were.
+func TestBadInputChangesNothing(t *testing.T) {
+	e := newEnv(t, 4)
+	e.mustCLI("new", "Team0", "--members", "eth1,eth2")
+	e.waitStatus("Team0", "Up")
+	e.hostRun("ip", "link", "add", "spare0", "type", "veth", "peer", "name", "spare1")
+
+	links := e.linkNames()
+	snap := e.snapshot("eth1", "eth2", "eth3", "eth4")
+	teams := e.mustCLI("get", "-o", "json")
+
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"new", "Team1", "--members", "eth3,nosuch"}, `"nosuch": no such interface`},
+		{[]string{"new", "Team1", "--members", "eth3,eth1"}, `already in team "Team0"`},
+		{[]string{"new", "Team1", "--members", "eth3,lo"}, "loopback"},
+		{[]string{"new", "Team1", "--members", "eth3,Team0"}, "cannot be a member"},
+		{[]string{"new", "ThisNameIsTooLong", "--members", "eth3"}, "at most 15"},
+		{[]string{"new", "spare0", "--members", "eth3"}, "already the name of an interface"},
+		{[]string{"new", "Team1", "--members", "eth3,eth4", "--standby", "eth4"}, ""}, // valid; removed below
+		{[]string{"member", "add", "Team1", "eth2"}, `already in team "Team0"`},
+		{[]string{"new", "Team2", "--members", "eth3"}, `already in team "Team1"`},
+		{[]string{"member", "remove", "Team0", "eth3"}, "not a member"},
+		{[]string{"new", "Team2", "--members", "spare0", "--mode", "bogus"}, "unknown teaming mode"},
+		{[]string{"new", "Team2", "--members", "spare0", "--lb", "bogus"}, "unknown load-balancing algorithm"},
+		{[]string{"new", "Team2", "--members", "spare0", "--mode", "lacp"}, "not supported yet"},
+		{[]string{"new", "Team2", "--members", "spare0", "--lb", "hyperv-port"}, "not supported yet"},
+		{[]string{"set", "Team0", "--lb", "bogus"}, "unknown load-balancing algorithm"},
+		{[]string{"get", "NoTeam"}, `no team "NoTeam"`},
+	}
+	for _, c := range cases {
+		_, errb, code := e.cli(c.args...)
+		if c.want == "" {
+			if code != 0 {
+				t.Fatalf("%v: %s", c.args, errb)
+			}
+			continue
+		}
+		if code == 0 || !strings.Contains(errb, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want an error mentioning %q", c.args, code, errb, c.want)
+		}
+	}
+	// More than one standby, and removing the last member.
+	_, errb, code := e.cli("member", "add", "Team0", "eth3", "--standby")
+	if code == 0 || !strings.Contains(errb, `already in team "Team1"`) {
+		t.Errorf("member add of a member of another team: %q", errb)
+	}
+	e.mustCLI("rm", "Team1")
+	e.mustCLI("member", "add", "Team0", "eth3", "--standby")
+	_, errb, code = e.cli("member", "add", "Team0", "eth4", "--standby")
+	if code == 0 || !strings.Contains(errb, "at most one standby") {
+		t.Errorf("second standby: exit %d %q", code, errb)
+	}
+	e.mustCLI("member", "remove", "Team0", "eth3")
+	e.mustCLI("member", "remove", "Team0", "eth2")
+	_, errb, code = e.cli("member", "remove", "Team0", "eth1")
+	if code == 0 || !strings.Contains(errb, "remove the team instead") {
+		t.Errorf("removing the last member: exit %d %q", code, errb)
+	}
+	e.mustCLI("member", "add", "Team0", "eth2")
+
+	if got := e.linkNames(); strings.Join(got, ",") != strings.Join(links, ",") {
+		t.Errorf("interfaces changed: %v → %v", links, got)
+	}
+	if got := e.snapshot("eth1", "eth2", "eth3", "eth4"); fmt.Sprint(got) != fmt.Sprint(snap) {
+		t.Errorf("members changed:\n before %v\n after  %v", snap, got)
+	}
+	if got := e.mustCLI("get", "-o", "json"); got != teams {
+		t.Errorf("teams changed:\n before %s\n after  %s", teams, got)
+	}
+
+	// The daemon itself: a second one on the same socket is refused, and a
+	// CLI without a daemon says how to start one.
+	p, err := e.b.Host.Start(filepath.Join(bin, "nicteamd"), "--socket", e.socket, "--state-dir", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+		if err := p.Wait(); err == nil || !strings.Contains(p.Output(), "already serving") {
+			t.Errorf("second daemon on the same socket: %v\n%s", err, p.Output())
+		}
+	case <-time.After(5 * time.Second):
+		p.Kill()
+		t.Errorf("a second daemon on the same socket kept running:\n%s", p.Output())
+	}
+	_, errb, code = e.cli("--socket", filepath.Join(t.TempDir(), "none.sock"), "get")
+	if code == 0 || !strings.Contains(errb, "start it as root with `nicteamd") {
+		t.Errorf("no daemon: exit %d %q", code, errb)
+	}
+}
+
+// TestDaemonRestartLosesNoPing kills nicteamd with SIGKILL while a ping
+// runs every millisecond, starts it again and checks that no ping was lost
+// (the pinned datapath forwarded throughout) and that the restarted daemon
+// adopted the team and reports the same state.
+func TestDaemonRestartLosesNoPing(t *testing.T) {
+	e := newEnv(t, 2)
+	e.mustCLI("new", "Team0", "--members", "eth1,eth2", "--lb", "transport-ports")
+	e.waitStatus("Team0", "Up")
+	e.hostRun("ip", "addr", "add", "10.77.0.1/24", "dev", "Team0")
+	e.ping("10.77.0.2", 3, 10*time.Millisecond) // resolve the neighbour first
+	before := e.mustCLI("get", "Team0", "-o", "json")
+	membersBefore := e.mustCLI("members", "Team0", "-o", "json")
+
+	result := make(chan string, 1)
+	go func() {
+		res, err := e.b.Host.PingFlood(context.Background(), "10.77.0.2", time.Millisecond, 3000)
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		result <- fmt.Sprintf("%d/%d", res.Received, res.Transmitted)
+	}()
+	time.Sleep(time.Second)
+	if err := e.daemon.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	e.startDaemon()
+	if got := <-result; got != "3000/3000" {
+		t.Errorf("pings across the daemon restart: %s received, want 3000/3000", got)
+	}
+	if got := e.mustCLI("get", "Team0", "-o", "json"); got != before {
+		t.Errorf("state after restart:\n%s\nbefore:\n%s", got, before)
+	}
+	if got := e.mustCLI("members", "Team0", "-o", "json"); got != membersBefore {
+		t.Errorf("members after restart:\n%s\nbefore:\n%s", got, membersBefore)
+	}
+	var events []api.Event
+	e.client().Events(context.Background(), false, func(ev api.Event) error { events = append(events, ev); return nil })
+	if len(events) == 0 || events[0].Kind != api.EventTeamAdopted {
+		t.Errorf("restarted daemon should adopt the team, events: %+v", events)
+	}
+}
+
+// TestStandbyAndUpDelay checks the standby member takes over only while an
+// active member is down, and that a restored member waits out the
+// up-delay as WaitingForStableConnectivity.
+func TestStandbyAndUpDelay(t *testing.T) {
+	e := newEnv(t, 3)
+	e.mustCLI("new", "Team0", "--members", "eth1,eth2", "--standby", "eth3", "--up-delay", "1s")
+	e.waitStatus("Team0", "Up")
+	if m := e.member("Team0", "eth3"); m.OperationalStatus.String() != "Standby" || m.AdministrativeMode.String() != "Standby" {
+		t.Errorf("standby member: %+v", m)
+	}
+	e.b.Fail(e.b.Host, "eth1")
+	e.waitStatus("Team0", "Degraded")
+	if m := e.member("Team0", "eth3"); m.OperationalStatus.String() != "Active" {
+		t.Errorf("standby should carry while eth1 is down: %+v", m)
+	}
+	e.b.Restore(e.b.Host, "eth1")
+	deadline := time.Now().Add(time.Second)
+	for e.member("Team0", "eth1").FailureReason.String() != "WaitingForStableConnectivity" {
+		if time.Now().After(deadline) {
+			t.Fatalf("eth1 restored: %+v, want WaitingForStableConnectivity", e.member("Team0", "eth1"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.waitStatus("Team0", "Up")
+	if m := e.member("Team0", "eth3"); m.OperationalStatus.String() != "Standby" {
+		t.Errorf("standby should return to standby: %+v", m)
+	}
+}
