@@ -21,10 +21,10 @@ type Team struct {
 	LoadBalancingAlgorithm team.Algorithm `json:"loadBalancingAlgorithm"`
 	Status                 team.Status    `json:"status"`
 	MacAddress             string         `json:"macAddress"`
-	Primary                string         `json:"primary"`   // member whose MAC the team uses
-	Receiver               string         `json:"receiver"`  // member taking broadcast/multicast now
+	Primary                string         `json:"primary"`   // member carrying the team MAC now
 	LinkSpeed              uint64         `json:"linkSpeed"` // bit/s, sum of the carrying members
 	UpDelay                string         `json:"upDelay,omitempty"`
+	MACPolicy              team.MACPolicy `json:"macPolicy"`
 }
 
 // Member is one member as Get-NetLbfoTeamMember shows it.
@@ -56,6 +56,15 @@ type NewTeam struct {
 	Mode      string   `json:"teamingMode,omitempty"`            // default SwitchIndependent
 	Algorithm string   `json:"loadBalancingAlgorithm,omitempty"` // default Dynamic
 	UpDelay   string   `json:"upDelay,omitempty"`                // Go duration, default 0
+	MACPolicy string   `json:"macPolicy,omitempty"`              // keep, follow, auto (default)
+	Notify
+}
+
+// Notify tunes peer announcements; empty fields keep the defaults.
+type Notify struct {
+	NotifyCount    int    `json:"notifyCount,omitempty"`    // announcements per change (default 3)
+	NotifyInterval string `json:"notifyInterval,omitempty"` // between them (default 50ms)
+	VerifyTimeout  string `json:"verifyTimeout,omitempty"`  // auto policy's reachability bound (default 3ms)
 }
 
 // SetTeam is the body of a change request; empty fields stay as they are.
@@ -63,6 +72,8 @@ type SetTeam struct {
 	Mode      string `json:"teamingMode,omitempty"`
 	Algorithm string `json:"loadBalancingAlgorithm,omitempty"`
 	UpDelay   string `json:"upDelay,omitempty"`
+	MACPolicy string `json:"macPolicy,omitempty"`
+	Notify
 }
 
 // AddMember is the body of a member-add request.
@@ -89,6 +100,10 @@ const (
 	EventStatusChanged = "StatusChanged"
 	EventBucketsMoved  = "BucketsMoved"
 	EventTeamAdopted   = "TeamAdopted"
+	EventPrimaryMoved  = "PrimaryMoved"
+	EventMACChanged    = "TeamMacChanged"
+	EventAnnounced     = "Announced"
+	EventVerified      = "MacVerified"
 )
 
 // Event is one entry of the daemon's event log.

@@ -21,9 +21,10 @@ NIC teaming for Linux, managed like the Windows NetLbfo cmdlets.
 
 Teams:
   new NAME --members A,B[,...] [--mode MODE] [--lb ALG] [--standby IF] [--up-delay D]
+      [--mac-policy auto|keep|follow] [--notify-count N] [--notify-interval D] [--verify-timeout D]
                         create a team (New-NetLbfoTeam)
   get [NAME]            show teams (Get-NetLbfoTeam)
-  set NAME [--mode MODE] [--lb ALG] [--up-delay D]
+  set NAME [--mode MODE] [--lb ALG] [--up-delay D] [--mac-policy P] [--notify-… ]
                         change a team (Set-NetLbfoTeam)
   rm NAME               remove a team and restore its members (Remove-NetLbfoTeam)
 
@@ -41,6 +42,10 @@ Events:
 MODE: switch-independent (default); static and lacp are not supported yet.
 ALG:  dynamic (default), transport-ports, ip-addresses, mac-addresses;
       hyperv-port is not supported yet.
+MAC policy (when the member whose MAC the team wears fails):
+  auto (default) keep the MAC, verify neighbours still reach it, else follow;
+  keep           keep the MAC and announce it from the new primary (learning switches);
+  follow         take the new primary's own MAC and announce it (any switch).
 Listings take -o json. The socket defaults to $NICTEAM_SOCKET, then
 ` + api.DefaultSocket + `.
 `
@@ -175,6 +180,7 @@ func (c *command) newTeam(args []string) error {
 	lb := fs.String("lb", "", "load-balancing algorithm")
 	standby := fs.String("standby", "", "member to hold in standby")
 	upDelay := fs.String("up-delay", "", "wait this long after carrier returns before a member carries traffic")
+	macPolicy, notify := macFlags(fs)
 	o := output(fs)
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
@@ -185,12 +191,22 @@ func (c *command) newTeam(args []string) error {
 	}
 	t, err := c.client.NewTeam(c.ctx, api.NewTeam{
 		Name: pos[0], Members: splitList(*members), Standby: *standby,
-		Mode: *mode, Algorithm: *lb, UpDelay: *upDelay,
+		Mode: *mode, Algorithm: *lb, UpDelay: *upDelay, MACPolicy: *macPolicy, Notify: *notify,
 	})
 	if err != nil {
 		return err
 	}
 	return c.emit(*o, t, func(w io.Writer) { writeTeams(w, []api.Team{t}) })
+}
+
+// macFlags adds the MAC policy and announcement options new and set share.
+func macFlags(fs *flag.FlagSet) (*string, *api.Notify) {
+	n := &api.Notify{}
+	policy := fs.String("mac-policy", "", "keep, follow or auto: the team MAC when its member fails")
+	fs.IntVar(&n.NotifyCount, "notify-count", 0, "announcements (GARP/NA/RARP) per change")
+	fs.StringVar(&n.NotifyInterval, "notify-interval", "", "time between announcements")
+	fs.StringVar(&n.VerifyTimeout, "verify-timeout", "", "auto policy: how long neighbours have to answer before the team follows")
+	return policy, n
 }
 
 func splitList(s string) []string {
@@ -232,15 +248,17 @@ func (c *command) set(args []string) error {
 	mode := fs.String("mode", "", "teaming mode")
 	lb := fs.String("lb", "", "load-balancing algorithm")
 	upDelay := fs.String("up-delay", "", "up-delay")
+	macPolicy, notify := macFlags(fs)
 	o := output(fs)
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	if *mode == "" && *lb == "" && *upDelay == "" {
-		return usagef("nothing to change: give --mode, --lb or --up-delay")
+	req := api.SetTeam{Mode: *mode, Algorithm: *lb, UpDelay: *upDelay, MACPolicy: *macPolicy, Notify: *notify}
+	if req == (api.SetTeam{}) {
+		return usagef("nothing to change: give --mode, --lb, --up-delay, --mac-policy or a --notify option")
 	}
-	t, err := c.client.SetTeam(c.ctx, pos[0], api.SetTeam{Mode: *mode, Algorithm: *lb, UpDelay: *upDelay})
+	t, err := c.client.SetTeam(c.ctx, pos[0], req)
 	if err != nil {
 		return err
 	}

@@ -54,12 +54,24 @@ type Daemon struct {
 type teamRT struct {
 	rec     record
 	dp      *datapath.Team
-	index   int                       // team NIC ifindex
-	links   map[string]team.LinkState // observed member state
-	ifindex map[string]int            // member ifindex, absent while the NIC is absent
-	timers  map[string]*time.Timer    // pending up-delays
+	index   int                         // team NIC ifindex
+	links   map[string]team.LinkState   // observed member state
+	ifindex map[string]int              // member ifindex, absent while the NIC is absent
+	timers  map[string]*time.Timer      // pending up-delays
+	macs    map[string]net.HardwareAddr // members' own MACs
+	promisc map[string]bool             // members' promiscuous flag as last set
 	table   team.Table
 	eval    team.Evaluation
+	// stopNotify cancels the running announcement (and auto check), so a
+	// newer primary is never contradicted by an older one's frames.
+	stopNotify context.CancelFunc
+}
+
+func newTeamRT(rec record) *teamRT {
+	return &teamRT{
+		rec: rec, links: map[string]team.LinkState{}, ifindex: map[string]int{},
+		timers: map[string]*time.Timer{}, macs: map[string]net.HardwareAddr{}, promisc: map[string]bool{},
+	}
 }
 
 // New prepares a daemon: it checks the kernel, mounts the bpf filesystem,
@@ -146,6 +158,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	err = srv.Serve(ln)
 	d.mu.Lock()
 	for _, t := range d.teams {
+		if t.stopNotify != nil {
+			t.stopNotify()
+		}
+		if t.dp == nil {
+			continue
+		}
 		t.dp.Close()
 		for _, tm := range t.timers {
 			tm.Stop()
@@ -212,7 +230,7 @@ func (d *Daemon) restore() error {
 		if err != nil {
 			// Keep the declaration: a later link event or restart may succeed.
 			d.log.Error("restore team", "team", rec.Spec.Name, "err", err)
-			t = &teamRT{rec: rec, links: map[string]team.LinkState{}, ifindex: map[string]int{}, timers: map[string]*time.Timer{}}
+			t = newTeamRT(rec)
 		}
 		d.teams[rec.Spec.Name] = t
 		d.order = append(d.order, rec.Spec.Name)
@@ -230,7 +248,7 @@ func (d *Daemon) restore() error {
 
 // bringUpLocked adopts rec's pinned datapath, or builds what is missing.
 func (d *Daemon) bringUpLocked(rec record) (*teamRT, bool, error) {
-	t := &teamRT{rec: rec, links: map[string]team.LinkState{}, ifindex: map[string]int{}, timers: map[string]*time.Timer{}}
+	t := newTeamRT(rec)
 	nic, nicErr := host.Get(rec.Spec.Name)
 	dp, err := datapath.Open(d.teamPinDir(rec.Spec.Name))
 	if err == nil && nicErr == nil {
@@ -282,6 +300,12 @@ func (d *Daemon) buildLocked(t *teamRT) (err error) {
 		return err
 	}
 	t.index = nic.Index
+	// Nothing of ours runs here (adoption failed or the team is new), so
+	// pins in the way are stale: a deleted namespace whose inode number the
+	// kernel has since reused leaves such pins behind.
+	if err := datapath.Remove(d.teamPinDir(name)); err != nil {
+		return fmt.Errorf("team %s: clear stale pins: %w", name, err)
+	}
 	dp, err := datapath.Create(d.teamPinDir(name), datapath.Config{
 		TeamIfindex: nic.Index,
 		TeamMAC:     mac,
@@ -316,8 +340,8 @@ func hashOf(a team.Algorithm) datapath.HashPolicy {
 
 // joinLocked makes a NIC a working member: it saves what it changes (once,
 // so a rebuild after a restart does not overwrite the originals), sets the
-// NIC up at the team's MTU, promiscuous only if the team MAC is not its
-// own, and attaches the ingress program.
+// NIC up at the team's MTU and attaches the ingress program. Promiscuity
+// and source MAC follow from the MAC rules in recomputeLocked.
 func (d *Daemon) joinLocked(t *teamRT, name string) error {
 	l, err := host.Get(name)
 	if errors.Is(err, os.ErrNotExist) {
@@ -342,11 +366,6 @@ func (d *Daemon) joinLocked(t *teamRT, name string) error {
 			return fail(err)
 		}
 	}
-	if want := l.MAC.String() != t.rec.MAC; want != l.Promisc {
-		if err := host.SetPromisc(name, want); err != nil {
-			return fail(err)
-		}
-	}
 	if !l.AdminUp {
 		if err := host.SetUp(name, true); err != nil {
 			return fail(err)
@@ -356,6 +375,7 @@ func (d *Daemon) joinLocked(t *teamRT, name string) error {
 		return fail(err)
 	}
 	t.ifindex[name] = l.Index
+	t.promisc[name] = l.Promisc
 	d.refreshMemberLocked(t, name, false)
 	return nil
 }
@@ -374,6 +394,8 @@ func (d *Daemon) leaveLocked(t *teamRT, name string) {
 	delete(t.timers, name)
 	delete(t.ifindex, name)
 	delete(t.links, name)
+	delete(t.macs, name)
+	delete(t.promisc, name)
 }
 
 // restoreMember puts back the NIC settings saved when it joined.
@@ -411,7 +433,9 @@ func (d *Daemon) refreshMemberLocked(t *teamRT, name string, adopt bool) {
 	}
 	if adopt {
 		t.ifindex[name] = l.Index
+		t.promisc[name] = l.Promisc
 	}
+	t.macs[name] = l.MAC
 	t.links[name] = team.LinkState{Present: true, AdminUp: l.AdminUp, Carrier: l.Carrier, Speed: host.Speed(name)}
 }
 
@@ -451,6 +475,7 @@ func (d *Daemon) memberChangedLocked(t *teamRT, l host.Link) {
 		d.recomputeLocked(t)
 		return
 	}
+	t.macs[l.Name] = l.MAC
 	st := team.LinkState{Present: true, AdminUp: l.AdminUp, Carrier: l.Carrier, Speed: old.Speed, Waiting: old.Waiting}
 	if st.Carrier && !old.Carrier {
 		// Speed is renegotiated with the link; read it only when carrier
@@ -517,12 +542,20 @@ func (d *Daemon) recomputeLocked(t *teamRT) {
 		d.events.add(name, api.EventBucketsMoved, "", fmt.Sprintf("%d of %d buckets moved; %s", moved, team.NumBuckets, d.shareLocked(t, table)))
 	}
 	t.table = table
-	cfg := datapath.Config{TeamIfindex: t.index, TeamMAC: mustMAC(t.rec.MAC), Hash: hashOf(t.rec.Spec.Algorithm), Primary: t.ifindex[e.Receiver]}
+	plan := d.planMACLocked(t, e)
+	cfg := datapath.Config{
+		TeamIfindex:  t.index,
+		TeamMAC:      mustMAC(t.rec.MAC),
+		Hash:         hashOf(t.rec.Spec.Algorithm),
+		Primary:      t.ifindex[plan.Primary],
+		BroadcastAll: t.rec.Spec.Mode != team.SwitchIndependent,
+	}
 	if cur, err := t.dp.Config(); err != nil || !sameConfig(cur, cfg) {
 		if err := t.dp.SetConfig(cfg); err != nil {
 			d.log.Error("write config", "team", name, "err", err)
 		}
 	}
+	d.applyMACPlanLocked(t, plan)
 	// The team NIC has carrier exactly while some member carries traffic.
 	if (e.Status == team.Down) != (prev.Status == team.Down) || len(prev.Members) == 0 {
 		if err := host.SetUp(t.rec.Peer, e.Status != team.Down); err != nil {
@@ -537,7 +570,8 @@ func (d *Daemon) recomputeLocked(t *teamRT) {
 }
 
 func sameConfig(a, b datapath.Config) bool {
-	return a.TeamIfindex == b.TeamIfindex && a.Hash == b.Hash && a.Primary == b.Primary && a.TeamMAC.String() == b.TeamMAC.String()
+	return a.TeamIfindex == b.TeamIfindex && a.Hash == b.Hash && a.Primary == b.Primary &&
+		a.BroadcastAll == b.BroadcastAll && a.TeamMAC.String() == b.TeamMAC.String()
 }
 
 // memberEventsLocked logs members whose operational status changed.

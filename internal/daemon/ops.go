@@ -58,22 +58,11 @@ func (d *Daemon) teamLocked(name string) (*teamRT, error) {
 }
 
 func parseSpec(req api.NewTeam) (team.Spec, error) {
-	s := team.Spec{Name: req.Name}
-	var err error
-	if req.Mode != "" {
-		if s.Mode, err = team.ParseMode(req.Mode); err != nil {
-			return s, team.Invalid(err)
-		}
-	}
-	if req.Algorithm != "" {
-		if s.Algorithm, err = team.ParseAlgorithm(req.Algorithm); err != nil {
-			return s, team.Invalid(err)
-		}
-	}
-	if req.UpDelay != "" {
-		if s.UpDelay, err = parseDelay(req.UpDelay); err != nil {
-			return s, err
-		}
+	s, err := applySet(team.Spec{Name: req.Name}, api.SetTeam{
+		Mode: req.Mode, Algorithm: req.Algorithm, UpDelay: req.UpDelay, MACPolicy: req.MACPolicy, Notify: req.Notify,
+	})
+	if err != nil {
+		return s, err
 	}
 	for _, m := range req.Members {
 		s.Members = append(s.Members, team.MemberSpec{Name: m})
@@ -89,10 +78,10 @@ func parseSpec(req api.NewTeam) (team.Spec, error) {
 	return s, nil
 }
 
-func parseDelay(v string) (time.Duration, error) {
+func parseDuration(what, v string) (time.Duration, error) {
 	dl, err := time.ParseDuration(v)
 	if err != nil || dl < 0 {
-		return 0, team.Invalid(fmt.Errorf("up-delay %q: want a duration like 500ms or 2s", v))
+		return 0, team.Invalid(fmt.Errorf("%s %q: want a duration like 500ms or 2s", what, v))
 	}
 	return dl, nil
 }
@@ -117,10 +106,7 @@ func (d *Daemon) create(req api.NewTeam) (api.Team, error) {
 	if err != nil {
 		return api.Team{}, err
 	}
-	t := &teamRT{
-		rec:   record{Spec: spec, MAC: primary.MAC.String(), Peer: peerName(spec.Name), MTU: primary.MTU},
-		links: map[string]team.LinkState{}, ifindex: map[string]int{}, timers: map[string]*time.Timer{},
-	}
+	t := newTeamRT(record{Spec: spec, MAC: primary.MAC.String(), Peer: peerName(spec.Name), MTU: primary.MTU})
 	if err := d.buildLocked(t); err != nil {
 		return api.Team{}, err
 	}
@@ -191,10 +177,13 @@ func (d *Daemon) set(name string, req api.SetTeam) (api.Team, error) {
 	if err := next.Supported(); err != nil {
 		return api.Team{}, team.Invalid(err)
 	}
+	if next.MACPolicy != t.rec.Spec.MACPolicy {
+		t.rec.NoLearning = false // what auto learnt about the fabric starts over
+	}
 	if err := d.commitSpecLocked(t, next); err != nil {
 		return api.Team{}, err
 	}
-	d.events.add(name, api.EventTeamChanged, "", fmt.Sprintf("%s, %s, up-delay %s", next.Mode, next.Algorithm, next.UpDelay))
+	d.events.add(name, api.EventTeamChanged, "", fmt.Sprintf("%s, %s, MAC policy %s, up-delay %s", next.Mode, next.Algorithm, next.MACPolicy, next.UpDelay))
 	return d.teamViewLocked(t), nil
 }
 
@@ -211,7 +200,28 @@ func applySet(s team.Spec, req api.SetTeam) (team.Spec, error) {
 		}
 	}
 	if req.UpDelay != "" {
-		if s.UpDelay, err = parseDelay(req.UpDelay); err != nil {
+		if s.UpDelay, err = parseDuration("up-delay", req.UpDelay); err != nil {
+			return s, err
+		}
+	}
+	if req.MACPolicy != "" {
+		if s.MACPolicy, err = team.ParseMACPolicy(req.MACPolicy); err != nil {
+			return s, team.Invalid(err)
+		}
+	}
+	if req.NotifyCount < 0 || req.NotifyCount > 100 {
+		return s, team.Invalid(fmt.Errorf("notify count %d: want 1 to 100", req.NotifyCount))
+	}
+	if req.NotifyCount > 0 {
+		s.Notify.Count = req.NotifyCount
+	}
+	if req.NotifyInterval != "" {
+		if s.Notify.Interval, err = parseDuration("notify interval", req.NotifyInterval); err != nil {
+			return s, err
+		}
+	}
+	if req.VerifyTimeout != "" {
+		if s.Notify.Verify, err = parseDuration("verify timeout", req.VerifyTimeout); err != nil {
 			return s, err
 		}
 	}
@@ -282,48 +292,27 @@ func (d *Daemon) removeMember(teamName, member string) error {
 	if !slices.ContainsFunc(next.Members, func(m team.MemberSpec) bool { return m.Mode == team.AdminActive }) {
 		return team.Invalid(fmt.Errorf("removing %q would leave team %q with only a standby member", member, teamName))
 	}
-	leavingMAC := ""
-	if l, err := host.Get(member); err == nil {
-		leavingMAC = l.MAC.String()
-	}
 	// Take it out of the buckets before detaching, so no frame is sent to it.
 	t.rec.Spec = next
 	delete(t.links, member)
-	d.recomputeLocked(t)
-	d.leaveLocked(t, member)
-	if leavingMAC == t.rec.MAC {
+	if t.macs[member].String() == t.rec.MAC {
 		// The team wore the leaving NIC's MAC: two ports on the wire must
-		// not share one, so the team takes the new primary's.
-		if err := d.changeMACLocked(t); err != nil {
-			d.log.Error("change team MAC", "team", teamName, "err", err)
-		}
-	}
-	if err := d.persistLocked(); err != nil {
-		return err
-	}
-	d.events.add(teamName, api.EventMemberRemoved, member, "")
-	return nil
-}
-
-// changeMACLocked gives the team its primary's MAC and re-derives which
-// members must be promiscuous.
-func (d *Daemon) changeMACLocked(t *teamRT) error {
-	p, err := host.Get(t.rec.Spec.Members[primaryIndex(&t.rec.Spec)].Name)
-	if err != nil {
-		return err
-	}
-	if err := host.SetMAC(t.rec.Spec.Name, p.MAC); err != nil {
-		return err
-	}
-	t.rec.MAC = p.MAC.String()
-	for _, m := range t.rec.Spec.Members {
-		if l, err := host.Get(m.Name); err == nil {
-			if want := l.MAC.String() != t.rec.MAC; want != l.Promisc {
-				host.SetPromisc(m.Name, want)
+		// not share one, so the team takes the first active member's.
+		for _, m := range next.Members {
+			if mac, ok := t.macs[m.Name]; ok && m.Mode == team.AdminActive {
+				if err := d.setTeamMACLocked(t, mac, member+" left the team"); err != nil {
+					d.log.Error("change team MAC", "team", teamName, "err", err)
+				}
+				break
 			}
 		}
 	}
 	d.recomputeLocked(t)
+	d.leaveLocked(t, member)
+	if err := d.persistLocked(); err != nil {
+		return err
+	}
+	d.events.add(teamName, api.EventMemberRemoved, member, "")
 	return nil
 }
 
@@ -365,8 +354,8 @@ func (d *Daemon) teamViewLocked(t *teamRT) api.Team {
 		LoadBalancingAlgorithm: t.rec.Spec.Algorithm,
 		Status:                 t.eval.Status,
 		MacAddress:             formatMAC(mustMAC(t.rec.MAC)),
-		Primary:                t.rec.Spec.Members[primaryIndex(&t.rec.Spec)].Name,
-		Receiver:               t.eval.Receiver,
+		Primary:                t.rec.Primary,
+		MACPolicy:              t.rec.Spec.MACPolicy,
 		LinkSpeed:              t.eval.Speed,
 	}
 	if t.dp == nil {

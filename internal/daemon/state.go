@@ -17,6 +17,12 @@ type record struct {
 	MAC  string    `json:"macAddress"` // the team NIC's MAC (the primary's)
 	Peer string    `json:"peer"`       // hidden veth end that gives the team NIC carrier
 	MTU  int       `json:"mtu"`
+	// Primary is the member carrying the team MAC, kept so a restarted
+	// daemon does not move it (or announce) again.
+	Primary string `json:"primary,omitempty"`
+	// NoLearning records that an auto team found its fabric does not
+	// deliver the team MAC to another port: later failovers follow at once.
+	NoLearning bool `json:"noLearning,omitempty"`
 	// Saved holds each member's settings from before it joined, restored
 	// when it leaves.
 	Saved map[string]saved `json:"saved"`

@@ -2,7 +2,8 @@
 //
 // A team interface is one end of a veth pair. A tcx egress program on it
 // hashes every frame to one of NumBuckets buckets and redirects the frame
-// out of the member the bucket names; a tcx ingress program on every member
+// out of the member the bucket names (ARP and neighbour discovery out of
+// the primary, see Config.Primary); a tcx ingress program on every member
 // redirects received frames into the team interface. The control plane
 // steers traffic only by rewriting maps: the bucket table on failover and
 // rebalancing, the config and member entries on MAC or primary changes.
@@ -47,14 +48,19 @@ type Config struct {
 	TeamMAC net.HardwareAddr
 	// Hash selects the header fields that pick a bucket.
 	Hash HashPolicy
-	// Primary is the member ifindex whose broadcast and multicast frames
-	// reach the team; the switch floods them to every member and the other
-	// copies are duplicates. 0 means none: all are dropped.
+	// Primary is the member ifindex that owns the team MAC. Only its
+	// broadcast and multicast frames reach the team: the switch floods them
+	// to every member and the other copies are duplicates. 0 means none:
+	// all are dropped. ARP and IPv6 neighbour discovery (ICMPv6 133-137
+	// right behind the IPv6 header) leave through it whatever their bucket,
+	// so peers and learning switches tie the team's addresses to the port
+	// that owns its MAC; with Primary 0 or Hash SourceMAC (each sender's
+	// bucket is its own port) they follow their bucket like any frame.
 	Primary int
 	// BroadcastAll delivers broadcast and multicast from every member, for
 	// switch-dependent modes (Static, Lacp) where the switch sends each
 	// flooded frame once, on one port of the aggregate. Primary is then
-	// ignored.
+	// ignored, and ARP and ND follow their bucket.
 	BroadcastAll bool
 }
 
@@ -447,7 +453,8 @@ func (t *Team) Buckets() ([NumBuckets]uint32, error) {
 }
 
 // BucketStats returns how many frames (and bytes) hashed to each bucket,
-// summed over CPUs; frames dropped for an empty bucket count too.
+// summed over CPUs; frames dropped for an empty bucket count too. ARP and ND
+// sent through the primary are not hashed and count in no bucket.
 func (t *Team) BucketStats() ([NumBuckets]Counters, error) {
 	var out [NumBuckets]Counters
 	ncpu, err := ebpf.PossibleCPU()

@@ -14,6 +14,7 @@ type frame struct {
 	srcIP      net.IP // 4 or 16 bytes decides IPv4 or IPv6
 	dstIP      net.IP
 	proto      byte
+	icmpType   byte // first byte of an ICMP/ICMPv6 header; 0 gives 8
 	sport      uint16
 	dport      uint16
 	fragOff    uint16 // IPv4: flags+offset field; IPv6: non-zero adds a fragment header with this offset field
@@ -48,6 +49,9 @@ func (f frame) bytes() []byte {
 			l4 = make([]byte, 8)
 		default: // ICMP echo and anything else: 8 bytes whose first 4 are not ports
 			l4 = []byte{8, 0, 0xab, 0xcd, 0, 1, 0, 1}
+			if f.icmpType != 0 {
+				l4[0] = f.icmpType
+			}
 		}
 		if f.proto == ipprotoTCP || f.proto == ipprotoUDP {
 			binary.BigEndian.PutUint16(l4[0:], f.sport)

@@ -181,6 +181,94 @@ func TestEgressRedirectAndCounters(t *testing.T) {
 	}
 }
 
+// TestEgressNeighbourViaPrimary checks that ARP and neighbour discovery
+// leave through the primary although every bucket names the other member,
+// and that everything else, and ARP/ND where the rule does not apply, follows
+// the bucket.
+func TestEgressNeighbourViaPrimary(t *testing.T) {
+	const primary, other = 7, 8
+	icmp6 := func(typ byte) frame {
+		return frame{dst: macMC, src: macA, srcIP: v6("fe80::a1"), dstIP: v6("ff02::1:ff00:2"), proto: 58, icmpType: typ, payload: 16}
+	}
+	arp := testFrames["arp"]
+	arp.src = macA
+	behindFragment := icmp6(135)
+	behindFragment.fragOff = 0x0001
+	v4icmp := testFrames["ipv4-icmp"]
+	v4icmp.icmpType = 135 // an ICMPv4 type, not ND
+
+	primaryCfg := Config{Primary: primary}
+	tests := []struct {
+		name string
+		cfg  Config
+		in   frame
+		want int // member the frame leaves through
+	}{
+		{"arp", primaryCfg, arp, primary},
+		{"router solicitation", primaryCfg, icmp6(133), primary},
+		{"router advertisement", primaryCfg, icmp6(134), primary},
+		{"neighbour solicitation", primaryCfg, icmp6(135), primary},
+		{"neighbour advertisement", primaryCfg, icmp6(136), primary},
+		{"redirect", primaryCfg, icmp6(137), primary},
+		{"echo request", primaryCfg, icmp6(128), other},
+		{"mld done", primaryCfg, icmp6(132), other},
+		{"icmpv6 138", primaryCfg, icmp6(138), other},
+		{"ns behind fragment header", primaryCfg, behindFragment, other},
+		{"icmpv4 type 135", primaryCfg, v4icmp, other},
+		{"tcp", primaryCfg, testFrames["ipv6-tcp"], other},
+		{"arp without primary", Config{}, arp, other},
+		{"arp broadcast-all", Config{Primary: primary, BroadcastAll: true}, arp, other},
+		{"ns broadcast-all", Config{Primary: primary, BroadcastAll: true}, icmp6(135), other},
+		{"arp source-mac affinity", Config{Primary: primary, Hash: HashSourceMAC}, arp, other},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.TeamIfindex, cfg.TeamMAC = 1, macA
+			team := loadTeamForTest(t, cfg)
+			testMember(t, team, primary, macB, 0)
+			// Had the frame left through the other member, its source
+			// would have become that member's MAC.
+			testMember(t, team, other, macC, MemberTxOwnMAC)
+			var b [NumBuckets]uint32
+			for i := range b {
+				b[i] = other
+			}
+			if err := team.SetBuckets(b); err != nil {
+				t.Fatal(err)
+			}
+
+			in := tt.in.bytes()
+			ret, out := run(t, team.egress, in)
+			if ret != tcActRedirect {
+				t.Fatalf("returned %d, want TC_ACT_REDIRECT", ret)
+			}
+			stats, err := team.MemberStats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stats[tt.want].TxPackets != 1 || stats[primary].TxPackets+stats[other].TxPackets != 1 {
+				t.Errorf("tx packets: primary %d, other %d; want the frame on member %d",
+					stats[primary].TxPackets, stats[other].TxPackets, tt.want)
+			}
+			bs, err := team.BucketStats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var hashed uint64
+			for _, c := range bs {
+				hashed += c.Packets
+			}
+			if viaBucket := tt.want == other; hashed != 0 != viaBucket {
+				t.Errorf("%d frames counted in buckets; want them counted: %t", hashed, viaBucket)
+			}
+			if tt.want == primary && !bytes.Equal(out, in) {
+				t.Errorf("frame through the primary changed:\n% x\nwant\n% x", out, in)
+			}
+		})
+	}
+}
+
 // TestIngress runs frames through the member program. BPF_PROG_TEST_RUN
 // runs it on lo (ifindex 1), so the member under test is ifindex 1.
 func TestIngress(t *testing.T) {

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
+	"time"
 
 	"github.com/mdlayher/ethtool"
 	"github.com/vishvananda/netlink"
@@ -237,36 +239,155 @@ func Driver(name string) string {
 
 // Watch sends every link change in the namespace to ch until ctx ends.
 // Deleted links arrive with Deleted set. Events are the kernel's
-// notifications: nothing here polls.
+// notifications: nothing here polls. Should the subscription fail, Watch
+// subscribes again and replays every link's current state, so the caller
+// never misses a change for good.
 func Watch(ctx context.Context, ch chan<- Link, onErr func(error)) error {
-	updates := make(chan netlink.LinkUpdate, 256)
-	done := make(chan struct{})
-	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
-		ErrorCallback:     onErr,
-		ReceiveBufferSize: 1 << 20,
-	})
+	updates, done, err := subscribe(false, onErr)
 	if err != nil {
-		return mapErr("subscribe to link events", err)
+		return err
 	}
 	go func() {
-		defer close(done)
 		for {
-			select {
-			case <-ctx.Done():
+			if !forward(ctx, updates, ch) {
+				close(done)
 				return
-			case u, ok := <-updates:
-				if !ok {
-					return
-				}
-				l := fromNetlink(u.Link)
-				l.Deleted = u.Header.Type == unix.RTM_DELLINK
+			}
+			close(done)
+			for {
 				select {
-				case ch <- l:
 				case <-ctx.Done():
 					return
+				case <-time.After(100 * time.Millisecond):
 				}
+				if updates, done, err = subscribe(true, onErr); err == nil {
+					break
+				}
+				onErr(err)
 			}
 		}
 	}()
 	return nil
+}
+
+func subscribe(replay bool, onErr func(error)) (chan netlink.LinkUpdate, chan struct{}, error) {
+	updates := make(chan netlink.LinkUpdate, 256)
+	done := make(chan struct{})
+	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+		ErrorCallback:     onErr,
+		ListExisting:      replay,
+		ReceiveBufferSize: 1 << 20,
+	})
+	if err != nil {
+		return nil, nil, mapErr("subscribe to link events", err)
+	}
+	return updates, done, nil
+}
+
+// forward copies updates to ch; it reports false when ctx ended and true
+// when the subscription did.
+func forward(ctx context.Context, updates <-chan netlink.LinkUpdate, ch chan<- Link) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case u, ok := <-updates:
+			if !ok {
+				return ctx.Err() == nil
+			}
+			l := fromNetlink(u.Link)
+			l.Deleted = u.Header.Type == unix.RTM_DELLINK
+			select {
+			case ch <- l:
+			case <-ctx.Done():
+				return false
+			}
+		}
+	}
+}
+
+// Addrs returns the IPv4 and IPv6 addresses on the interface that are in
+// use: not tentative (DAD still running) nor failed DAD, which must not be
+// announced.
+func Addrs(name string) ([]netip.Addr, error) {
+	l, err := byName(name)
+	if err != nil {
+		return nil, err
+	}
+	as, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, mapErr("list addresses of "+name, err)
+	}
+	var out []netip.Addr
+	for _, a := range as {
+		if a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+			continue
+		}
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out, nil
+}
+
+// Neighbors returns the addresses the interface has (or recently had) a
+// working neighbour entry for: the peers that must hear of a MAC change.
+func Neighbors(name string) ([]netip.Addr, error) {
+	l, err := byName(name)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := netlink.NeighList(l.Attrs().Index, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, mapErr("list neighbours of "+name, err)
+	}
+	const live = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE | netlink.NUD_PERMANENT
+	var out []netip.Addr
+	for _, n := range ns {
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok || n.State&live == 0 || ip.IsMulticast() {
+			continue
+		}
+		out = append(out, ip.Unmap())
+	}
+	return out, nil
+}
+
+// Stacked returns the interfaces whose traffic rides on index: VLAN-style
+// devices whose parent it is, and the bridge it is a port of.
+func Stacked(index int) ([]Link, error) {
+	ls, err := netlink.LinkList()
+	if err != nil {
+		return nil, mapErr("list links", err)
+	}
+	var out []Link
+	for _, l := range ls {
+		a := l.Attrs()
+		if a.ParentIndex == index && a.Index != index && l.Type() != "vxlan" {
+			out = append(out, fromNetlink(l))
+		}
+		if a.Index == index && a.MasterIndex > 0 {
+			if m, err := netlink.LinkByIndex(a.MasterIndex); err == nil {
+				out = append(out, fromNetlink(m))
+			}
+		}
+	}
+	return out, nil
+}
+
+// Endpoints returns the MACs a bridge learned on ports other than the one
+// with ifindex via: the endpoints (containers, VMs) behind it.
+func Endpoints(bridge Link, via int) ([]net.HardwareAddr, error) {
+	fdb, err := netlink.NeighList(0, unix.AF_BRIDGE)
+	if err != nil {
+		return nil, mapErr("list bridge fdb", err)
+	}
+	var out []net.HardwareAddr
+	for _, n := range fdb {
+		if n.MasterIndex != bridge.Index || n.LinkIndex == via || n.State&netlink.NUD_PERMANENT != 0 || len(n.HardwareAddr) != 6 {
+			continue
+		}
+		out = append(out, n.HardwareAddr)
+	}
+	return out, nil
 }

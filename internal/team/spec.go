@@ -20,6 +20,43 @@ type Spec struct {
 	// carries traffic again, so a flapping cable does not move flows back
 	// and forth. Zero rejoins at once.
 	UpDelay time.Duration `json:"upDelay,omitempty"`
+	// MACPolicy says what happens to the team MAC when its owner fails.
+	MACPolicy MACPolicy `json:"macPolicy"`
+	// Notify is how peers are told after the MAC's member changes; zero
+	// values take the defaults.
+	Notify Notify `json:"notify,omitzero"`
+}
+
+// Notify configures peer announcements and the auto policy's check.
+type Notify struct {
+	Count    int           `json:"count,omitempty"`    // announcements per change
+	Interval time.Duration `json:"interval,omitempty"` // between announcements
+	// Verify bounds how long an auto team waits for a neighbour to answer
+	// through the new primary before it follows.
+	Verify time.Duration `json:"verify,omitempty"`
+}
+
+// Notification defaults: the first announcement goes at once, two more
+// cover a lost frame or a slow switch; a neighbour on the same fabric
+// answers in well under the verify bound.
+const (
+	DefaultNotifyCount    = 3
+	DefaultNotifyInterval = 50 * time.Millisecond
+	DefaultVerify         = 3 * time.Millisecond
+)
+
+// WithDefaults fills zero fields with the defaults.
+func (n Notify) WithDefaults() Notify {
+	if n.Count == 0 {
+		n.Count = DefaultNotifyCount
+	}
+	if n.Interval == 0 {
+		n.Interval = DefaultNotifyInterval
+	}
+	if n.Verify == 0 {
+		n.Verify = DefaultVerify
+	}
+	return n
 }
 
 // MemberSpec is one declared member.
@@ -73,12 +110,20 @@ type Inventory interface {
 	Link(name string) (facts LinkFacts, ok bool)
 }
 
-// ErrInvalid marks every validation error, so the API can answer 400.
+// ErrInvalid matches every validation error (errors.Is), so the API can
+// answer 400; the message itself names only the problem.
 var ErrInvalid = errors.New("invalid")
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
-}
+type invalidError struct{ err error }
+
+func (e invalidError) Error() string        { return e.err.Error() }
+func (e invalidError) Unwrap() error        { return e.err }
+func (e invalidError) Is(target error) bool { return target == ErrInvalid }
+
+// Invalid marks err as bad input.
+func Invalid(err error) error { return invalidError{err} }
+
+func invalid(format string, args ...any) error { return Invalid(fmt.Errorf(format, args...)) }
 
 // ValidateName checks a team name before anything else is looked at.
 func ValidateName(name string) error {
@@ -108,7 +153,7 @@ func ValidateNew(s *Spec, inv Inventory) error {
 		return invalid("team name %q is already the name of an interface", s.Name)
 	}
 	if err := s.Supported(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+		return Invalid(err)
 	}
 	return ValidateMembers(s, inv)
 }

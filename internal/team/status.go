@@ -39,9 +39,6 @@ type Evaluation struct {
 	Members  []MemberView // in declaration order
 	Carriers []string     // members that carry traffic, in declaration order
 	Status   Status
-	// Receiver is the member that takes broadcast and multicast: the first
-	// carrier in declaration order, so the primary while it is up.
-	Receiver string
 	Speed    uint64 // bit/s: the sum of the carriers' speeds
 }
 
@@ -90,9 +87,6 @@ func Evaluate(s *Spec, states map[string]LinkState) Evaluation {
 		e.Status = Degraded
 	default:
 		e.Status = Up
-	}
-	if len(e.Carriers) > 0 {
-		e.Receiver = e.Carriers[0]
 	}
 	return e
 }

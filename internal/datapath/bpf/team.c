@@ -71,12 +71,16 @@ static long (*bpf_skb_load_bytes)(const struct __sk_buff *skb, __u32 offset, voi
 #define MEMBER_RX_DISABLED 2 // drop everything received but slow protocols
 
 #define ETH_P_IP 0x0800
+#define ETH_P_ARP 0x0806
 #define ETH_P_IPV6 0x86DD
 #define ETH_P_8021Q 0x8100
 #define ETH_P_8021AD 0x88A8
 #define ETH_P_SLOW 0x8809
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
+#define IPPROTO_ICMPV6 58
+#define ND_ROUTER_SOLICIT 133 // first ICMPv6 neighbour discovery type
+#define ND_REDIRECT 137 // last (RS, RA, NS, NA, redirect)
 
 struct conf {
 	__u32 team_ifindex;
@@ -271,6 +275,26 @@ static __always_inline int mac_eq(const __u16 *a, const __u16 *b)
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2];
 }
 
+// is_neigh reports ARP and IPv6 neighbour discovery (ICMPv6 133-137). An
+// ARP frame costs one compare. ND is recognised only right behind a plain
+// IPv6 header: RFC 4861 messages carry no extension headers, and walking
+// them would cost every IPv6 frame. A VLAN tag the stack left in the frame
+// hides either (tags normally travel in skb metadata up to here).
+static __always_inline int is_neigh(struct __sk_buff *skb, const union eth *eth)
+{
+	__u8 nexthdr, type;
+
+	if (eth->h[6] == __builtin_bswap16(ETH_P_ARP))
+		return 1;
+	if (eth->h[6] != __builtin_bswap16(ETH_P_IPV6))
+		return 0;
+	if (bpf_skb_load_bytes(skb, 14 + 6, &nexthdr, 1) || nexthdr != IPPROTO_ICMPV6)
+		return 0;
+	if (bpf_skb_load_bytes(skb, 14 + 40, &type, 1))
+		return 0;
+	return type >= ND_ROUTER_SOLICIT && type <= ND_REDIRECT;
+}
+
 SEC("tcx/egress")
 int team_egress(struct __sk_buff *skb)
 {
@@ -289,6 +313,18 @@ int team_egress(struct __sk_buff *skb)
 	// A frame shorter than an Ethernet header (the stack sends none)
 	// fails the load and hashes as an all-zero header, as Hash does.
 	bpf_skb_load_bytes(skb, 0, &eth, 14);
+
+	// Switch independent, address hash: the team's ARP and ND leave
+	// through the primary, the port that owns the team MAC, so that peers
+	// and learning switches tie the team's addresses to that port. Not
+	// hashed and not counted in a bucket: they are not the bucket's load.
+	// Switch-dependent teams (BCAST_ALL) have no such port, and with
+	// source-MAC affinity the bucket already is the sender's own port.
+	if (cfg->primary && !(cfg->flags & CFG_BCAST_ALL) && cfg->hash != HASH_SOURCE_MAC && is_neigh(skb, &eth)) {
+		ifindex = cfg->primary;
+		goto send;
+	}
+
 	bucket = frame_hash(skb, &eth, cfg->hash) % NUM_BUCKETS;
 
 	bs = bpf_map_lookup_elem(&bucket_stats, &bucket);
@@ -307,6 +343,7 @@ int team_egress(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 
+send:
 	ms = bpf_map_lookup_elem(&member_stats, &ifindex);
 	if (ms) {
 		ms->tx_packets++;
