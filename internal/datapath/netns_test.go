@@ -3,7 +3,6 @@ package datapath
 import (
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -102,13 +101,4 @@ func testBPFFS(t *testing.T) string {
 		}
 	})
 	return dir
-}
-
-func mustMAC(t *testing.T, s string) net.HardwareAddr {
-	t.Helper()
-	mac, err := net.ParseMAC(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mac
 }
