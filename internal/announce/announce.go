@@ -319,7 +319,10 @@ func (s *socket) recv(buf []byte) (int, error) {
 	return n, os.NewSyscallError("recvfrom", err)
 }
 
-func (s *socket) close() { _ = s.f.Close() }
+// close releases the socket in the background: the kernel's packet_release
+// waits for an RCU grace period (synchronize_net), milliseconds that must
+// not stand between an announcement and what the caller does next.
+func (s *socket) close() { go s.f.Close() }
 
 // htons puts v in network byte order, as sockaddr_ll and socket(2) want it.
 func htons(v uint16) uint16 {

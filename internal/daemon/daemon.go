@@ -48,6 +48,10 @@ type Daemon struct {
 	mu    sync.Mutex
 	teams map[string]*teamRT // guarded by mu; by team name
 	order []string           // guarded by mu; team names in creation order
+
+	// dirty asks the persister to save the state: changes made on the
+	// failover path (the primary moved) are saved off that path.
+	dirty chan struct{}
 }
 
 // teamRT is one team at run time. Every field is guarded by Daemon.mu.
@@ -101,6 +105,7 @@ func New(cfg Config) (*Daemon, error) {
 		// a Team0: the namespace's inode keeps their pins apart.
 		pinDir: filepath.Join(cfg.BPFFS, "nicteam", fmt.Sprintf("ns%d", st.Ino)),
 		teams:  map[string]*teamRT{},
+		dirty:  make(chan struct{}, 1),
 	}
 	return d, nil
 }
@@ -148,6 +153,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.linkChanged(l)
 		}
 	}()
+	go d.persister(ctx)
 
 	srv := d.server()
 	go func() {
@@ -157,6 +163,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("nicteamd serving", "socket", d.cfg.Socket, "state", d.cfg.StateDir, "pins", d.pinDir)
 	err = srv.Serve(ln)
 	d.mu.Lock()
+	if perr := d.persistLocked(); perr != nil { // what the persister had not saved yet
+		d.log.Warn("persist", "err", perr)
+	}
 	for _, t := range d.teams {
 		if t.stopNotify != nil {
 			t.stopNotify()
@@ -214,6 +223,31 @@ func (d *Daemon) persistLocked() error {
 		recs = append(recs, d.teams[name].rec)
 	}
 	return saveState(d.cfg.StateDir, recs)
+}
+
+// persistSoonLocked saves the state in the background, soon: for changes
+// the daemon derives itself, where an fsync must not delay failover.
+func (d *Daemon) persistSoonLocked() {
+	select {
+	case d.dirty <- struct{}{}:
+	default: // a save is already due and will include this change
+	}
+}
+
+func (d *Daemon) persister(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.dirty:
+			d.mu.Lock()
+			err := d.persistLocked()
+			d.mu.Unlock()
+			if err != nil {
+				d.log.Warn("persist", "err", err)
+			}
+		}
+	}
 }
 
 // restore brings back the persisted teams: a team whose datapath is still

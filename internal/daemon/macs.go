@@ -91,9 +91,7 @@ func (d *Daemon) applyMACPlanLocked(t *teamRT, plan team.MACPlan) {
 	if plan.Primary != t.rec.Primary {
 		d.events.add(name, api.EventPrimaryMoved, plan.Primary, fmt.Sprintf("%s -> %s", orNone(t.rec.Primary), orNone(plan.Primary)))
 		t.rec.Primary = plan.Primary
-		if err := d.persistLocked(); err != nil {
-			d.log.Warn("persist primary", "team", name, "err", err)
-		}
+		d.persistSoonLocked()
 	}
 }
 
@@ -244,9 +242,7 @@ func (d *Daemon) followLocked(t *teamRT) {
 		d.log.Error("follow primary MAC", "team", t.rec.Spec.Name, "err", err)
 		return
 	}
-	if err := d.persistLocked(); err != nil {
-		d.log.Warn("persist", "team", t.rec.Spec.Name, "err", err)
-	}
+	d.persistSoonLocked()
 	// The primary now owns the team MAC: recomputing only updates the
 	// datapath's team MAC; the peers hear of the new MAC at once.
 	d.recomputeLocked(t)
