@@ -39,6 +39,11 @@ Members and adapters:
 Events:
   events [--follow]     timestamped log of failures, restorations, status changes, bucket moves
 
+Lab (root; see nicteam lab --help):
+  lab up|status|fail|restore|ping|down
+                        the seed scenario in network namespaces, left running
+  lab demo              a cable pulled under a 1 ms ping, with the timeline
+
 MODE: switch-independent (default); static and lacp are not supported yet.
 ALG:  dynamic (default), transport-ports, ip-addresses, mac-addresses;
       hyperv-port is not supported yet.
@@ -169,6 +174,8 @@ func (c *command) dispatch(verb string, args []string) error {
 		return c.adapters(args)
 	case "events":
 		return c.events(args)
+	case "lab":
+		return c.lab(args)
 	}
 	return usagef("unknown command %q", verb)
 }

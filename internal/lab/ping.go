@@ -149,3 +149,77 @@ func parsePing(out string) (PingResult, error) {
 	}
 	return res, nil
 }
+
+var (
+	pingStampedReply  = regexp.MustCompile(`^\[(\d+)\.(\d{6})\] \d+ bytes from .*icmp_seq=(\d+) .*time=([\d.]+) ms`)
+	pingStampedNoAns  = regexp.MustCompile(`^\[(\d+)\.(\d{6})\] no answer yet for icmp_seq=(\d+)`)
+	pingDuplicateMark = "(DUP!)"
+)
+
+// SendTimes estimates when each request went out, for a ping run with -D
+// (a timestamp on every line), which ContainerPing passes: the result has
+// Transmitted+1 entries, indexed by icmp_seq (entry 0 is unused). A request
+// that was answered went out at its reply's timestamp minus its round trip.
+// While a request is unanswered, iputils ping waits up to 10 ms before it
+// sends the next one, and with -O it reports the unanswered one as it does:
+// the report for N is the send time of N+1. A request right after an
+// answered one went out an interval after it. The others are placed evenly
+// between their known neighbours, or an interval apart past the last.
+// Without any timestamp in Output, every entry is the zero time.
+func (r PingResult) SendTimes(interval time.Duration) []time.Time {
+	times := make([]time.Time, r.Transmitted+1)
+	known := make([]bool, r.Transmitted+1)
+	stamp := func(sec, usec string) time.Time {
+		s, _ := strconv.ParseInt(sec, 10, 64)
+		us, _ := strconv.ParseInt(usec, 10, 64)
+		return time.Unix(s, us*1000)
+	}
+	for line := range strings.Lines(r.Output) {
+		if m := pingStampedReply.FindStringSubmatch(line); m != nil && !strings.Contains(line, pingDuplicateMark) {
+			seq, _ := strconv.Atoi(m[3])
+			rtt, _ := strconv.ParseFloat(m[4], 64)
+			if seq >= 1 && seq <= r.Transmitted && !known[seq] {
+				times[seq] = stamp(m[1], m[2]).Add(-time.Duration(rtt * float64(time.Millisecond)))
+				known[seq] = true
+			}
+			continue
+		}
+		if m := pingStampedNoAns.FindStringSubmatch(line); m != nil {
+			seq, _ := strconv.Atoi(m[3])
+			if next := seq + 1; next >= 1 && next <= r.Transmitted && !known[next] {
+				times[next] = stamp(m[1], m[2])
+				known[next] = true
+			}
+		}
+	}
+	unanswered := make(map[int]bool, len(r.Missing))
+	for _, seq := range r.Missing {
+		unanswered[seq] = true
+	}
+	prev := 0 // the last known seq before the one being filled
+	for seq := 1; seq <= r.Transmitted; seq++ {
+		if known[seq] {
+			prev = seq
+			continue
+		}
+		next := seq + 1
+		for next <= r.Transmitted && !known[next] {
+			next++
+		}
+		switch {
+		case prev == seq-1 && prev > 0 && !unanswered[prev]:
+			times[seq] = times[prev].Add(interval)
+			if next <= r.Transmitted && times[seq].After(times[next]) {
+				times[seq] = times[next]
+			}
+		case prev > 0 && next <= r.Transmitted:
+			span := times[next].Sub(times[prev])
+			times[seq] = times[prev].Add(span * time.Duration(seq-prev) / time.Duration(next-prev))
+		case prev > 0:
+			times[seq] = times[prev].Add(interval * time.Duration(seq-prev))
+		case next <= r.Transmitted:
+			times[seq] = times[next].Add(-interval * time.Duration(next-seq))
+		}
+	}
+	return times
+}

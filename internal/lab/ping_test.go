@@ -3,6 +3,7 @@ package lab
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestParsePing(t *testing.T) {
@@ -88,5 +89,74 @@ func TestPortName(t *testing.T) {
 			t.Errorf("portName(%q, %q) = %q: longer than %d", tt.host, tt.nic, got, ifNameMax)
 		}
 		taken[got] = true
+	}
+}
+
+func TestSendTimes(t *testing.T) {
+	// 1 ms apart while answered; seq 4–6 unanswered, ping waiting 10 ms
+	// before each next request and reporting the unanswered one as it
+	// sends; seq 9 unanswered at the end.
+	out := `PING 10.20.0.1 (10.20.0.1) 56(84) bytes of data.
+[1000.000100] 64 bytes from 10.20.0.1: icmp_seq=1 ttl=64 time=0.100 ms
+[1000.001100] 64 bytes from 10.20.0.1: icmp_seq=2 ttl=64 time=0.100 ms
+[1000.002100] 64 bytes from 10.20.0.1: icmp_seq=3 ttl=64 time=0.100 ms
+[1000.013000] no answer yet for icmp_seq=4
+[1000.023000] no answer yet for icmp_seq=5
+[1000.033000] no answer yet for icmp_seq=6
+[1000.033100] 64 bytes from 10.20.0.1: icmp_seq=7 ttl=64 time=0.100 ms
+[1000.034100] 64 bytes from 10.20.0.1: icmp_seq=8 ttl=64 time=0.100 ms
+[1000.034150] 64 bytes from 10.20.0.1: icmp_seq=8 ttl=64 time=0.150 ms (DUP!)
+
+--- 10.20.0.1 ping statistics ---
+9 packets transmitted, 5 received, +1 duplicates, 44.4444% packet loss, time 35ms
+`
+	res, err := parsePing(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{4, 5, 6, 9}; !slices.Equal(res.Missing, want) {
+		t.Fatalf("Missing = %v, want %v", res.Missing, want)
+	}
+	got := res.SendTimes(time.Millisecond)
+	base := time.Unix(1000, 0)
+	want := []time.Duration{
+		0,
+		0, time.Millisecond, 2 * time.Millisecond, // answered: reply - rtt
+		3 * time.Millisecond,                                                // right after an answered one
+		13 * time.Millisecond, 23 * time.Millisecond, 33 * time.Millisecond, // reported as the next went out
+		34 * time.Millisecond, // answered (the duplicate ignored)
+		35 * time.Millisecond, // past the last known
+	}
+	if len(got) != len(want) {
+		t.Fatalf("len = %d, want %d", len(got), len(want))
+	}
+	for seq := 1; seq < len(want); seq++ {
+		if d := got[seq].Sub(base); d != want[seq] {
+			t.Errorf("seq %d sent at +%v, want +%v", seq, d, want[seq])
+		}
+	}
+	if plain := (PingResult{Transmitted: 2}).SendTimes(time.Millisecond); !plain[1].IsZero() || !plain[2].IsZero() {
+		t.Errorf("without timestamps: %v, want zero times", plain)
+	}
+}
+
+func TestParseSwitchProfile(t *testing.T) {
+	for in, want := range map[string]SwitchProfile{"learning": ProfileLearning, "Static": ProfileStatic} {
+		if got, err := ParseSwitchProfile(in); err != nil || got != want {
+			t.Errorf("ParseSwitchProfile(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := ParseSwitchProfile("vswitch"); err == nil {
+		t.Error("ParseSwitchProfile accepted vswitch")
+	}
+	for in, want := range map[string]int{"node1": 1, "2": 2} {
+		if got, err := NodeIndex(in); err != nil || got != want {
+			t.Errorf("NodeIndex(%q) = %d, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"node3", "node0", "c1", ""} {
+		if _, err := NodeIndex(in); err == nil {
+			t.Errorf("NodeIndex(%q) accepted", in)
+		}
 	}
 }

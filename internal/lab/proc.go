@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -17,10 +18,11 @@ const stopTimeout = 5 * time.Second
 type Proc struct {
 	Name string // the program as given to Start
 
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	err  error // set before done is closed
+	cmd     *exec.Cmd
+	out     *syncBuffer // nil when the output goes to logPath
+	logPath string      // set for StartDetached
+	done    chan struct{}
+	err     error // set before done is closed
 }
 
 // Start starts name with args in h's network namespace only: the process
@@ -30,6 +32,22 @@ type Proc struct {
 // process group of its own, which Stop and Kill signal as a whole, and it
 // is killed if the caller dies. Close stops it if the caller did not.
 func (h *Host) Start(name string, args ...string) (*Proc, error) {
+	return h.start("", name, args)
+}
+
+// StartDetached is Start for a process that is to outlive the caller: it
+// runs in a session of its own, is not killed when the caller dies, and
+// writes its standard output and error to the file logPath (created or
+// truncated), which Output reads. While the caller lives, Stop, Kill and
+// Close work as for Start; afterwards, StopPID stops it.
+func (h *Host) StartDetached(logPath, name string, args ...string) (*Proc, error) {
+	if logPath == "" {
+		return nil, fmt.Errorf("start %s on %s: no log file", name, h.Name)
+	}
+	return h.start(logPath, name, args)
+}
+
+func (h *Host) start(logPath, name string, args []string) (*Proc, error) {
 	path, err := exec.LookPath(name)
 	if err != nil {
 		return nil, fmt.Errorf("start %s on %s: %w", name, h.Name, err)
@@ -37,16 +55,31 @@ func (h *Host) Start(name string, args ...string) (*Proc, error) {
 	// nsenter execs the program after setns, so the pid is the program's
 	// own and signals reach it directly.
 	cmd := exec.Command("nsenter", append([]string{"--net=" + nsPath(h.NS), "--", path}, args...)...)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	// Pdeathsig follows the thread that forked, not the process; the Go
-	// runtime only retires threads whose goroutine exits while locked, which
-	// this package never does, so in practice it fires when the caller dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	// A child that inherited the output pipe must not hold Wait forever
-	// after the process itself has exited.
-	cmd.WaitDelay = time.Second
-	p := &Proc{Name: name, cmd: cmd, out: out, done: make(chan struct{})}
+	p := &Proc{Name: name, cmd: cmd, done: make(chan struct{}), logPath: logPath}
+	if logPath == "" {
+		p.out = &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = p.out, p.out
+		// Pdeathsig follows the thread that forked, not the process; the
+		// Go runtime only retires threads whose goroutine exits while
+		// locked, which this package never does, so in practice it fires
+		// when the caller dies.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		// A child that inherited the output pipe must not hold Wait
+		// forever after the process itself has exited.
+		cmd.WaitDelay = time.Second
+	} else {
+		// A file, not a pipe: nothing of the caller's must be needed for
+		// the process to go on writing after the caller is gone.
+		f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("start %s on %s: %w", name, h.Name, err)
+		}
+		defer f.Close() // the child has its own copy once started
+		cmd.Stdout, cmd.Stderr = f, f
+		// Setsid: a session (and process group) of its own, so the
+		// terminal's Ctrl-C and hangup do not reach it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
 
 	l := h.lab
 	l.mu.Lock()
@@ -80,7 +113,16 @@ func (p *Proc) Wait() error {
 
 // Output returns what the process has written to its standard output and
 // error so far.
-func (p *Proc) Output() string { return p.out.String() }
+func (p *Proc) Output() string {
+	if p.out != nil {
+		return p.out.String()
+	}
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return fmt.Sprintf("(read %s: %v)", p.logPath, err)
+	}
+	return string(b)
+}
 
 // Stop asks the process to exit with SIGTERM and waits for it; after
 // stopTimeout it kills it with SIGKILL and says so. Exiting with status 0
@@ -174,4 +216,53 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// StopPID stops a process that StartDetached started for an earlier
+// caller, given its pid: SIGTERM to its process group, SIGKILL after
+// stopTimeout. Unless the process's command line contains mark (say, its
+// socket path), the pid is taken to belong to someone else by now and left
+// alone. A process that is gone already is not an error.
+func StopPID(pid int, mark string) error {
+	if pid <= 0 {
+		return fmt.Errorf("stop pid %d: invalid pid", pid)
+	}
+	if !pidRuns(pid, mark) {
+		return nil
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		// The process is its session's and group's leader (Setsid).
+		if err := syscall.Kill(-pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("stop pid %d: %w", pid, err)
+		}
+		deadline := time.Now().Add(stopTimeout)
+		for time.Now().Before(deadline) {
+			if !pidRuns(pid, mark) {
+				if sig == syscall.SIGKILL {
+					return fmt.Errorf("stop pid %d: still running %v after SIGTERM, killed", pid, stopTimeout)
+				}
+				return nil
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return fmt.Errorf("stop pid %d: still running after SIGKILL", pid)
+}
+
+// pidRuns says whether pid is a live process (not a zombie) whose command
+// line contains mark.
+func pidRuns(pid int, mark string) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// "pid (comm) S ...": the state follows the last ')'.
+	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(cmdline, []byte(mark))
 }
