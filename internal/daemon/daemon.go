@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -69,6 +70,8 @@ type teamRT struct {
 	// stopNotify cancels the running announcement (and auto check), so a
 	// newer primary is never contradicted by an older one's frames.
 	stopNotify context.CancelFunc
+	// stopEndpoints cancels the running announcement of endpoints only.
+	stopEndpoints context.CancelFunc
 }
 
 func newTeamRT(rec record) *teamRT {
@@ -167,8 +170,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Warn("persist", "err", perr)
 	}
 	for _, t := range d.teams {
-		if t.stopNotify != nil {
-			t.stopNotify()
+		for _, stop := range []context.CancelFunc{t.stopNotify, t.stopEndpoints} {
+			if stop != nil {
+				stop()
+			}
 		}
 		if t.dp == nil {
 			continue
@@ -589,7 +594,7 @@ func (d *Daemon) recomputeLocked(t *teamRT) {
 			d.log.Error("write config", "team", name, "err", err)
 		}
 	}
-	d.applyMACPlanLocked(t, plan)
+	d.applyMACPlanLocked(t, plan, len(prev.Members) > 0 && !slices.Equal(prev.Carriers, e.Carriers))
 	// The team NIC has carrier exactly while some member carries traffic.
 	if (e.Status == team.Down) != (prev.Status == team.Down) || len(prev.Members) == 0 {
 		if err := host.SetUp(t.rec.Peer, e.Status != team.Down); err != nil {

@@ -55,7 +55,7 @@ func (d *Daemon) setTeamMACLocked(t *teamRT, mac net.HardwareAddr, why string) e
 
 // applyMACPlanLocked sets each member's source-MAC rule and promiscuity,
 // records the primary and, when it moved, tells the peers.
-func (d *Daemon) applyMACPlanLocked(t *teamRT, plan team.MACPlan) {
+func (d *Daemon) applyMACPlanLocked(t *teamRT, plan team.MACPlan, carriersChanged bool) {
 	name := t.rec.Spec.Name
 	for _, m := range t.rec.Spec.Members {
 		idx, ok := t.ifindex[m.Name]
@@ -85,8 +85,14 @@ func (d *Daemon) applyMACPlanLocked(t *teamRT, plan team.MACPlan) {
 	}
 	// After promiscuity: a temporary primary must accept the team MAC
 	// before the probe's answers come back to it.
-	if plan.Announce && plan.Primary != "" {
+	switch {
+	case plan.Primary == "":
+	case plan.Announce:
 		d.notifyLocked(t, plan.Primary, plan.Verify)
+	case carriersChanged:
+		// The primary stayed, but endpoints behind the team whose frames
+		// left by a member that came or went now leave elsewhere.
+		d.notifyEndpointsLocked(t, plan.Primary)
 	}
 	if plan.Primary != t.rec.Primary {
 		d.events.add(name, api.EventPrimaryMoved, plan.Primary, fmt.Sprintf("%s -> %s", orNone(t.rec.Primary), orNone(plan.Primary)))
@@ -123,17 +129,43 @@ func (d *Daemon) notifyLocked(t *teamRT, primary string, verify bool) {
 	go d.notify(ctx, job)
 }
 
+// notifyEndpointsLocked announces only the endpoints behind the team, from
+// the primary, in a job of its own: it must not cancel a running
+// announcement (or auto check) of the team's own MAC.
+func (d *Daemon) notifyEndpointsLocked(t *teamRT, primary string) {
+	if t.stopEndpoints != nil {
+		t.stopEndpoints()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.stopEndpoints = cancel
+	go d.notify(ctx, notifyJob{
+		team:          t.rec.Spec.Name,
+		member:        primary,
+		ifindex:       t.ifindex[primary],
+		mac:           mustMAC(t.rec.MAC),
+		cfg:           t.rec.Spec.Notify.WithDefaults(),
+		endpointsOnly: true,
+	})
+}
+
 type notifyJob struct {
-	team    string
-	member  string
-	ifindex int
-	mac     net.HardwareAddr
-	cfg     team.Notify
-	verify  bool
+	team          string
+	member        string
+	ifindex       int
+	mac           net.HardwareAddr
+	cfg           team.Notify
+	verify        bool
+	endpointsOnly bool // RARP for the endpoints only: the team MAC did not move
 }
 
 func (d *Daemon) notify(ctx context.Context, j notifyJob) {
 	a := d.announcement(j.team, j.mac)
+	if j.endpointsOnly {
+		if len(a.Endpoints) == 0 {
+			return
+		}
+		a.Addrs = nil
+	}
 	for i := 0; i < j.cfg.Count; i++ {
 		if i > 0 {
 			select {

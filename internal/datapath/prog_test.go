@@ -187,15 +187,29 @@ func TestEgressRedirectAndCounters(t *testing.T) {
 // the bucket.
 func TestEgressNeighbourViaPrimary(t *testing.T) {
 	const primary, other = 7, 8
+	// Unicast ICMPv6 from the team MAC: only ND (133-137) goes to the
+	// primary. (Multicast goes there anyway, whatever it carries.)
 	icmp6 := func(typ byte) frame {
-		return frame{dst: macMC, src: macA, srcIP: v6("fe80::a1"), dstIP: v6("ff02::1:ff00:2"), proto: 58, icmpType: typ, payload: 16}
+		return frame{dst: macC, src: macA, srcIP: v6("fe80::a1"), dstIP: v6("fe80::c3"), proto: 58, icmpType: typ, payload: 16}
 	}
-	arp := testFrames["arp"]
-	arp.src = macA
+	arpReply := frame{dst: macC, src: macA, typ: 0x0806}
+	arpRequest := testFrames["arp"] // broadcast
+	arpRequest.src = macA
 	behindFragment := icmp6(135)
 	behindFragment.fragOff = 0x0001
 	v4icmp := testFrames["ipv4-icmp"]
 	v4icmp.icmpType = 135 // an ICMPv4 type, not ND
+	// An endpoint behind the team (a container on a bridge above it) sends
+	// with its own MAC: its unicast neighbour discovery follows its bucket,
+	// its broadcasts leave through the primary like everyone's.
+	endpointReply := arpReply
+	endpointReply.src = macD
+	endpointNS := icmp6(135)
+	endpointNS.src = macD
+	endpointRequest := arpRequest
+	endpointRequest.src = macD
+	multicastEcho := icmp6(128)
+	multicastEcho.dst, multicastEcho.dstIP = macMC, v6("ff02::1")
 
 	primaryCfg := Config{Primary: primary}
 	tests := []struct {
@@ -204,22 +218,28 @@ func TestEgressNeighbourViaPrimary(t *testing.T) {
 		in   frame
 		want int // member the frame leaves through
 	}{
-		{"arp", primaryCfg, arp, primary},
+		{"arp reply", primaryCfg, arpReply, primary},
+		{"arp request (broadcast)", primaryCfg, arpRequest, primary},
 		{"router solicitation", primaryCfg, icmp6(133), primary},
 		{"router advertisement", primaryCfg, icmp6(134), primary},
 		{"neighbour solicitation", primaryCfg, icmp6(135), primary},
 		{"neighbour advertisement", primaryCfg, icmp6(136), primary},
 		{"redirect", primaryCfg, icmp6(137), primary},
+		{"multicast echo", primaryCfg, multicastEcho, primary},
 		{"echo request", primaryCfg, icmp6(128), other},
 		{"mld done", primaryCfg, icmp6(132), other},
 		{"icmpv6 138", primaryCfg, icmp6(138), other},
 		{"ns behind fragment header", primaryCfg, behindFragment, other},
 		{"icmpv4 type 135", primaryCfg, v4icmp, other},
 		{"tcp", primaryCfg, testFrames["ipv6-tcp"], other},
-		{"arp without primary", Config{}, arp, other},
-		{"arp broadcast-all", Config{Primary: primary, BroadcastAll: true}, arp, other},
+		{"arp reply of an endpoint", primaryCfg, endpointReply, other},
+		{"ns of an endpoint", primaryCfg, endpointNS, other},
+		{"arp request of an endpoint", primaryCfg, endpointRequest, primary},
+		{"arp without primary", Config{}, arpReply, other},
+		{"broadcast without primary", Config{}, arpRequest, other},
+		{"arp broadcast-all", Config{Primary: primary, BroadcastAll: true}, arpRequest, other},
 		{"ns broadcast-all", Config{Primary: primary, BroadcastAll: true}, icmp6(135), other},
-		{"arp source-mac affinity", Config{Primary: primary, Hash: HashSourceMAC}, arp, other},
+		{"arp source-mac affinity", Config{Primary: primary, Hash: HashSourceMAC}, arpRequest, other},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -387,3 +387,76 @@ func TestStandbyAndUpDelay(t *testing.T) {
 		t.Errorf("standby should return to standby: %+v", m)
 	}
 }
+
+// TestEndpointsBehindTeamAnnounced puts a container on a bridge above the
+// team. When the member its frames left by is pulled, the daemon's RARP
+// for the container's MAC, sent from the live member, moves the switch's
+// entry for it there — with the container silent, so nothing else could.
+func TestEndpointsBehindTeamAnnounced(t *testing.T) {
+	e := newEnv(t, 2)
+	e.mustCLI("new", "Team0", "--members", "eth1,eth2", "--mac-policy", "keep")
+	e.waitStatus("Team0", "Up")
+	ctr, err := e.b.AddHost("ctr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"ip", "link", "add", "br0", "type", "bridge"},
+		{"ip", "link", "set", "br0", "up"},
+		{"ip", "link", "set", "Team0", "master", "br0"},
+		{"ip", "link", "add", "cv0", "type", "veth", "peer", "name", "eth0", "netns", ctr.NS},
+		{"ip", "link", "set", "cv0", "master", "br0", "up"},
+	} {
+		e.hostRun(args...)
+	}
+	if _, err := ctr.Run("ip", "link", "set", "eth0", "up"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctr.Run("ip", "addr", "add", "10.77.0.50/24", "dev", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ctr.PingFlood(context.Background(), "10.77.0.2", 10*time.Millisecond, 5)
+	if err != nil || r.Received == 0 {
+		t.Fatalf("container cannot reach the peer: %v %+v", err, r)
+	}
+	l, err := ctr.Link("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrMAC := l.Attrs().HardwareAddr.String()
+
+	port := func() string {
+		out, err := e.b.Switch.Run("bridge", "fdb", "show", "br", e.b.Switch.Bridge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && strings.EqualFold(f[0], ctrMAC) {
+				return f[2]
+			}
+		}
+		return ""
+	}
+	carrying := ""
+	for _, nic := range []string{"eth1", "eth2"} {
+		if port() == e.b.SwitchPort(e.b.Host, nic) {
+			carrying = nic
+		}
+	}
+	if carrying == "" {
+		t.Fatalf("the switch did not learn the container's MAC %s on a team port (%q)", ctrMAC, port())
+	}
+	// Whether the container's frames hashed onto the primary (the team
+	// MAC moves and is announced) or onto the other member (only the
+	// endpoints are), its MAC must follow to the live port.
+	live := map[string]string{"eth1": "eth2", "eth2": "eth1"}[carrying]
+	t.Logf("container %s behind %s; pulling it", ctrMAC, carrying)
+	e.b.Fail(e.b.Host, carrying)
+	deadline := time.Now().Add(2 * time.Second)
+	for port() != e.b.SwitchPort(e.b.Host, live) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after pulling %s the switch still has the container's MAC on %q, want %s (RARP from the live member)", carrying, port(), e.b.SwitchPort(e.b.Host, live))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -314,13 +314,20 @@ int team_egress(struct __sk_buff *skb)
 	// fails the load and hashes as an all-zero header, as Hash does.
 	bpf_skb_load_bytes(skb, 0, &eth, 14);
 
-	// Switch independent, address hash: the team's ARP and ND leave
-	// through the primary, the port that owns the team MAC, so that peers
-	// and learning switches tie the team's addresses to that port. Not
-	// hashed and not counted in a bucket: they are not the bucket's load.
-	// Switch-dependent teams (BCAST_ALL) have no such port, and with
-	// source-MAC affinity the bucket already is the sender's own port.
-	if (cfg->primary && !(cfg->flags & CFG_BCAST_ALL) && cfg->hash != HASH_SOURCE_MAC && is_neigh(skb, &eth)) {
+	// Switch independent, address hash: broadcast and multicast leave
+	// through the primary, the only member that takes them in: the switch
+	// floods a frame to every port but the one it came from, so sent from
+	// any other member it would come straight back in through the primary
+	// (and a bridge above the team would learn its own endpoints on the
+	// team's port). The team's own unicast ARP and ND leave there too, so
+	// peers and learning switches tie its addresses to the port that owns
+	// the team MAC; endpoints behind the team, sending with their own MACs,
+	// keep their hash. Neither is hashed or counted in a bucket: they are
+	// not the bucket's load. Switch-dependent teams (BCAST_ALL) have no
+	// such port, and with source-MAC affinity the bucket already is the
+	// sender's own port.
+	if (cfg->primary && !(cfg->flags & CFG_BCAST_ALL) && cfg->hash != HASH_SOURCE_MAC &&
+	    ((eth.b[0] & 1) || (mac_eq(&eth.h[3], (const __u16 *)cfg->team_mac) && is_neigh(skb, &eth)))) {
 		ifindex = cfg->primary;
 		goto send;
 	}
