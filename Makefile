@@ -39,7 +39,7 @@ demo: deps build
 	$(BIN)/nicteam lab demo
 
 bench: deps build
-	$(GO) run ./cmd/nicteam-bench -o docs/benchmarks.md
+	$(GO) run ./cmd/nicteam-bench -bin $(BIN) -o docs/benchmarks.md
 
 clean:
 	rm -rf $(BIN)

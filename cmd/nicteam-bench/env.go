@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nicteam/nicteam/internal/api"
+	"github.com/nicteam/nicteam/internal/lab"
+	"github.com/nicteam/nicteam/internal/team"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// The topology: the host's eth1 and eth2 form the team, eth3 stays a plain
+// NIC on the same switch, and the peer holds an address in each subnet, so
+// the route alone decides which path a connection takes.
+const (
+	teamName   = "Team0"
+	plainNIC   = "eth3"
+	hostNICs   = 3
+	plainCIDR  = "10.78.0.1/24"
+	plainPeer  = "10.78.0.2"
+	peerPlain  = plainPeer + "/24"
+	pinRoot    = "/sys/fs/bpf/nicteam"
+	daemonWait = 10 * time.Second
+	statusWait = 5 * time.Second
+	statusPoll = 5 * time.Millisecond
+)
+
+// teamMembers are the host NICs in the team.
+var teamMembers = []string{"eth1", "eth2"}
+
+// binaries the benchmark runs in the lab.
+var binaries = []string{"nicteamd", "nicteam-seqstream"}
+
+// env is one benchmark's world: the lab, nicteamd in its host, the team.
+type env struct {
+	lab    *lab.Basic
+	dir    string // temporary: socket, state, built binaries
+	bin    string // where the binaries are
+	daemon *lab.Proc
+	client *api.Client
+	pins   string // the daemon's pin directory for the host's namespace
+	// sw is a netlink handle in the switch's namespace, opened beforehand
+	// so that a cable pull is one netlink call, timed to microseconds
+	// rather than to the milliseconds an ip command takes to start.
+	sw  *netlink.Handle
+	log io.Writer
+}
+
+// newEnv builds the binaries (unless bin names them), the lab, the daemon
+// and the team. On error it undoes what it did.
+func newEnv(ctx context.Context, bin string, log io.Writer) (*env, error) {
+	dir, err := os.MkdirTemp("", "nicteam-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("set up: %w", err)
+	}
+	e := &env{dir: dir, bin: bin, log: log}
+	if err := e.setUp(ctx); err != nil {
+		if cerr := e.close(); cerr != nil {
+			err = fmt.Errorf("%w (cleaning up: %v)", err, cerr)
+		}
+		return nil, fmt.Errorf("set up: %w", err)
+	}
+	return e, nil
+}
+
+func (e *env) setUp(ctx context.Context) error {
+	if e.bin == "" {
+		e.bin = e.dir
+		fmt.Fprintln(e.log, "building nicteamd and nicteam-seqstream")
+		if err := build(ctx, e.dir); err != nil {
+			return err
+		}
+	}
+	for _, b := range binaries {
+		if _, err := os.Stat(filepath.Join(e.bin, b)); err != nil {
+			return fmt.Errorf("find %s: %w", b, err)
+		}
+	}
+	var err error
+	if e.lab, err = lab.NewBasic(lab.UniquePrefix("nb"), hostNICs); err != nil {
+		return err
+	}
+	if e.pins, err = pinDir(e.lab.Host); err != nil {
+		return err
+	}
+	if e.sw, err = handleIn(e.lab.Switch.NS); err != nil {
+		return err
+	}
+	if err := e.configureHost(); err != nil {
+		return err
+	}
+	if err := e.startDaemon(ctx); err != nil {
+		return err
+	}
+	return e.createTeam(ctx)
+}
+
+// build compiles the binaries into dir. Package paths rather than ./cmd
+// let it run from any directory of the module, as tests do.
+func build(ctx context.Context, dir string) error {
+	args := []string{"build", "-o", dir + "/"}
+	for _, b := range binaries {
+		args = append(args, "github.com/nicteam/nicteam/cmd/"+b)
+	}
+	out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("build binaries: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// pinDir is where nicteamd pins the datapath of teams in h's namespace:
+// named after the namespace's inode, which the /run/netns bind mount shows.
+func pinDir(h *lab.Host) (string, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join("/run/netns", h.NS), &st); err != nil {
+		return "", fmt.Errorf("stat netns %s: %w", h.NS, err)
+	}
+	return filepath.Join(pinRoot, fmt.Sprintf("ns%d", st.Ino)), nil
+}
+
+// handleIn opens a netlink handle whose socket lives in namespace ns.
+func handleIn(ns string) (*netlink.Handle, error) {
+	h, err := netns.GetFromPath(filepath.Join("/run/netns", ns))
+	if err != nil {
+		return nil, fmt.Errorf("open netns %s: %w", ns, err)
+	}
+	defer h.Close()
+	nh, err := netlink.NewHandleAt(h)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink in %s: %w", ns, err)
+	}
+	return nh, nil
+}
+
+// setCable pulls the host's cable on nic (its switch port goes down, so
+// nic loses carrier at once, as lab.Fail does) or plugs it back, and
+// returns when it started.
+func (e *env) setCable(nic string, plugged bool) (time.Time, error) {
+	port := e.lab.SwitchPort(e.lab.Host, nic)
+	link, err := e.sw.LinkByName(port)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("find switch port %s of %s: %w", port, nic, err)
+	}
+	set, what := e.sw.LinkSetDown, "pull"
+	if plugged {
+		set, what = e.sw.LinkSetUp, "plug in"
+	}
+	at := time.Now()
+	if err := set(link); err != nil {
+		return at, fmt.Errorf("%s cable %s: %w", what, nic, err)
+	}
+	return at, nil
+}
+
+// configureHost gives the plain NIC and the peer their second subnet. The
+// host answers ARP only on the interface that holds the address asked for:
+// otherwise eth3 would answer for the team's address too (Linux answers
+// for any local address by default), and the peer could send the team's
+// traffic to eth3.
+func (e *env) configureHost() error {
+	if _, err := e.lab.Host.Run("sysctl", "-q", "-w",
+		"net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"); err != nil {
+		return err
+	}
+	if err := e.lab.Host.AddAddr(plainNIC, plainCIDR); err != nil {
+		return err
+	}
+	return e.lab.Peer.AddAddr("eth0", peerPlain)
+}
+
+func (e *env) startDaemon(ctx context.Context) error {
+	socket := filepath.Join(e.dir, "nicteamd.sock")
+	p, err := e.lab.Host.Start(filepath.Join(e.bin, "nicteamd"),
+		"--socket", socket, "--state-dir", filepath.Join(e.dir, "state"))
+	if err != nil {
+		return err
+	}
+	e.daemon, e.client = p, api.NewClient(socket)
+	ctx, cancel := context.WithTimeout(ctx, daemonWait)
+	defer cancel()
+	for {
+		if _, err := e.client.Teams(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("start nicteamd: no answer on %s: %w: %s", socket, ctx.Err(), p.Output())
+		case <-p.Done():
+			return fmt.Errorf("start nicteamd: exited: %v: %s", p.Wait(), p.Output())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (e *env) createTeam(ctx context.Context) error {
+	if _, err := e.client.NewTeam(ctx, api.NewTeam{
+		Name: teamName, Members: teamMembers, Algorithm: team.TransportPorts.String(),
+	}); err != nil {
+		return fmt.Errorf("create team: %w", err)
+	}
+	if err := e.lab.Host.AddAddr(teamName, lab.HostCIDRv4); err != nil {
+		return err
+	}
+	return e.waitUp(ctx)
+}
+
+// waitUp waits until the team's status is Up. The daemon reacts to
+// events; the benchmark only polls to observe.
+func (e *env) waitUp(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, statusWait)
+	defer cancel()
+	for {
+		tm, err := e.client.Team(ctx, teamName)
+		if err == nil && tm.Status == team.Up {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s up: status %v (%v): %w", teamName, tm.Status, err, ctx.Err())
+		case <-time.After(statusPoll):
+		}
+	}
+}
+
+// close removes the team through the daemon (which unpins its datapath),
+// stops the daemon, removes the lab and the temporary directory, and
+// checks that nothing is left behind. It goes on after errors.
+func (e *env) close() error {
+	var errs []error
+	if e.client != nil {
+		// A fresh context: close also runs after Ctrl-C.
+		ctx, cancel := context.WithTimeout(context.Background(), statusWait)
+		// A team never made, or a daemon that died, leaves nothing for
+		// the daemon to undo; its pins are removed below.
+		err := e.client.RemoveTeam(ctx, teamName)
+		if err != nil && !isNotFound(err) && !errors.Is(err, api.ErrDaemonDown) {
+			errs = append(errs, fmt.Errorf("remove team: %w", err))
+		}
+		cancel()
+	}
+	if e.daemon != nil {
+		if err := e.daemon.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s", err, e.daemon.Output()))
+		}
+	}
+	if e.sw != nil {
+		e.sw.Close()
+	}
+	if e.lab != nil {
+		errs = append(errs, e.lab.Close())
+	}
+	if e.pins != "" {
+		// The daemon unpinned when it removed the team, unless it could
+		// not; pins left would keep the programs and maps alive.
+		errs = append(errs, os.RemoveAll(e.pins))
+	}
+	errs = append(errs, os.RemoveAll(e.dir))
+	if e.lab != nil {
+		if left := leftovers(e.lab.Prefix, e.pins); len(left) > 0 {
+			errs = append(errs, fmt.Errorf("left behind: %s", strings.Join(left, ", ")))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isNotFound(err error) bool {
+	var ae *api.APIError
+	return errors.As(err, &ae) && ae.Status == 404
+}
+
+// leftovers lists what a benchmark with lab prefix prefix and pin
+// directory pins could have left behind and did: namespaces and pins. The
+// interfaces lived in the namespaces and went with them.
+func leftovers(prefix, pins string) []string {
+	left, _ := filepath.Glob(filepath.Join("/run/netns", prefix+"-*"))
+	if _, err := os.Stat(pins); err == nil {
+		left = append(left, pins)
+	}
+	return left
+}

@@ -1,0 +1,192 @@
+// Command nicteam-bench measures what a team costs and what it saves: the
+// single-flow TCP throughput through a team against a plain NIC, and how
+// long a stream stops when the member carrying it loses its cable. It
+// builds its own lab of network namespaces, runs the real nicteamd in it,
+// alternates the compared configurations so machine noise hits both, and
+// writes the figures as Markdown and JSON. It needs root.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const usage = `nicteam-bench measures single-flow TCP throughput through a 2-member team
+against a plain NIC (iperf3, alternated runs) and the outage a sequenced UDP
+stream sees when the member carrying it loses its cable. It builds a lab of
+network namespaces, starts nicteamd there, and removes all of it at the end,
+also on error or Ctrl-C. It needs root, iperf3, ethtool and Go (to build the
+daemon unless -bin is given).
+
+Usage: nicteam-bench [flags]
+
+`
+
+// config is what the flags ask for.
+type config struct {
+	runs     int           // iperf3 runs per configuration and direction
+	pulls    int           // cable pulls
+	pps      uint64        // rate of the stream during pulls
+	duration time.Duration // of each iperf3 run, whole seconds
+	omit     time.Duration // iperf3's discarded warm-up before each run
+	quick    bool
+	out      string // Markdown report; "" for stdout
+	jsonOut  string // JSON results; "" for none
+	bin      string // prebuilt nicteamd and nicteam-seqstream; "" to build
+	command  string // how the benchmark was invoked, for the report
+}
+
+// Defaults take about two minutes; -quick about twenty seconds.
+const (
+	defaultRuns     = 5
+	defaultPulls    = 12
+	defaultPPS      = 50_000
+	defaultDuration = 3 * time.Second
+	defaultOmit     = time.Second
+	quickRuns       = 1
+	quickPulls      = 1
+	quickDuration   = time.Second
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first Ctrl-C the benchmark cleans up; a second one
+		// kills it the default way.
+		<-ctx.Done()
+		stop()
+	}()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nicteam-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run parses args, runs the benchmark and writes the report. Progress goes
+// to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("needs root: builds network namespaces and loads eBPF programs")
+	}
+	res, err := bench(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	return writeResults(cfg, res, stdout)
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	cfg := config{command: invocation(args)}
+	fs := flag.NewFlagSet("nicteam-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&cfg.runs, "runs", defaultRuns, "iperf3 runs `N` per configuration and direction, alternated")
+	fs.IntVar(&cfg.pulls, "pulls", defaultPulls, "cable pulls `N`")
+	fs.Uint64Var(&cfg.pps, "pps", defaultPPS, "packets per second `N` of the stream during pulls")
+	fs.DurationVar(&cfg.duration, "duration", defaultDuration, "length `D` of each iperf3 run, whole seconds")
+	fs.BoolVar(&cfg.quick, "quick", false, fmt.Sprintf("smoke test: -runs %d -pulls %d -duration %v and no warm-up, unless given", quickRuns, quickPulls, quickDuration))
+	fs.StringVar(&cfg.out, "o", "", "write the Markdown report to `FILE` (default stdout)")
+	fs.StringVar(&cfg.jsonOut, "json", "", "write the results as JSON to `FILE` (default: beside -o, with .json; none when the report goes to stdout)")
+	fs.StringVar(&cfg.bin, "bin", "", "use nicteamd and nicteam-seqstream from `DIR` instead of building them")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q (see -help)", fs.Arg(0))
+	}
+	cfg.omit = defaultOmit
+	if cfg.quick {
+		applyQuick(&cfg, fs)
+	}
+	if cfg.jsonOut == "" && cfg.out != "" {
+		cfg.jsonOut = strings.TrimSuffix(cfg.out, filepath.Ext(cfg.out)) + ".json"
+	}
+	return cfg, cfg.validate()
+}
+
+// applyQuick shrinks what the user did not set explicitly.
+func applyQuick(cfg *config, fs *flag.FlagSet) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["runs"] {
+		cfg.runs = quickRuns
+	}
+	if !set["pulls"] {
+		cfg.pulls = quickPulls
+	}
+	if !set["duration"] {
+		cfg.duration = quickDuration
+	}
+	cfg.omit = 0
+}
+
+func (c config) validate() error {
+	switch {
+	case c.runs < 1:
+		return fmt.Errorf("-runs %d: want at least 1", c.runs)
+	case c.pulls < 1:
+		return fmt.Errorf("-pulls %d: want at least 1", c.pulls)
+	case c.pps < 1000:
+		// Below that the stream cannot resolve an outage to a millisecond.
+		return fmt.Errorf("-pps %d: want at least 1000", c.pps)
+	case c.duration < time.Second || c.duration%time.Second != 0:
+		// iperf3 -t takes whole seconds.
+		return fmt.Errorf("-duration %v: want whole seconds, at least 1s", c.duration)
+	}
+	return nil
+}
+
+// invocation spells how the benchmark was started: under `go run` the
+// program is a temporary binary, so the report names the package instead.
+func invocation(args []string) string {
+	prog := filepath.Base(os.Args[0])
+	if strings.Contains(os.Args[0], string(filepath.Separator)+"go-build") {
+		prog = "go run ./cmd/nicteam-bench"
+	}
+	return strings.Join(append([]string{prog}, args...), " ")
+}
+
+// writeResults writes the Markdown report to cfg.out (or stdout) and the
+// JSON beside it.
+func writeResults(cfg config, res *Results, stdout io.Writer) error {
+	md := renderMarkdown(res)
+	if cfg.out == "" {
+		if _, err := io.WriteString(stdout, md); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+	} else if err := os.WriteFile(cfg.out, []byte(md), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if cfg.jsonOut == "" {
+		return nil
+	}
+	js, err := renderJSON(res)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(cfg.jsonOut, js, 0o644); err != nil {
+		return fmt.Errorf("write json: %w", err)
+	}
+	return nil
+}
