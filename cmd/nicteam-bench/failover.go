@@ -235,12 +235,8 @@ func (e *env) carrier(ctx context.Context, pps uint64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	best, most := "", uint64(0)
-	for _, m := range teamMembers {
-		if d := after[m] - before[m]; d > most {
-			best, most = m, d
-		}
-	}
+	best := busiest(before, after)
+	most := after[best] - before[best]
 	// Half the expected count: the window is timed loosely.
 	if want := uint64(float64(pps)*carrierWindow.Seconds()) / 2; most < want {
 		return "", fmt.Errorf("find the member carrying the stream: at most %d packets sent by a member in %v, want %d", most, carrierWindow, want)

@@ -45,9 +45,11 @@ type config struct {
 	command  string // how the benchmark was invoked, for the report
 }
 
-// Defaults take about two minutes; -quick about twenty seconds.
+// Defaults take about three minutes: single iperf3 runs on a 2-core machine
+// vary by tens of percent, and 9 alternated runs give a stable median.
+// -quick takes about twenty seconds.
 const (
-	defaultRuns     = 5
+	defaultRuns     = 9
 	defaultPulls    = 12
 	defaultPPS      = 50_000
 	defaultDuration = 3 * time.Second

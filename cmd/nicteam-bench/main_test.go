@@ -202,8 +202,8 @@ func sampleResults() *Results {
 	}
 	for _, dir := range directions {
 		res.Throughput.Directions = append(res.Throughput.Directions, summarize(dir.name, []TCPRun{
-			{Run: 1, Path: "team", Gbps: 16.5, Retransmits: 12}, {Run: 1, Path: "plain", Gbps: 17.25},
-			{Run: 2, Path: "team", Gbps: 17.5}, {Run: 2, Path: "plain", Gbps: 16.75, Retransmits: 3},
+			{Run: 1, Path: "team", Gbps: 16.5, Retransmits: 12, Member: "eth2"}, {Run: 1, Path: "plain", Gbps: 17.25},
+			{Run: 2, Path: "team", Gbps: 17.5, Member: "eth1"}, {Run: 2, Path: "plain", Gbps: 16.75, Retransmits: 3},
 		}))
 	}
 	res.Failover.summarize()
@@ -218,9 +218,10 @@ func TestRenderMarkdown(t *testing.T) {
 		"| kernel | 6.18.0 |", "| CPU | Test CPU |", "| CPUs (nproc) | 2 |", "| memory | 8.0 GiB |",
 		"0.10 0.20 0.30 → 1.00 0.50 0.40",
 		"### host → peer (the team transmits)", "### peer → host (the team receives)",
-		"| 1 | 16.50 | 17.25 | 12 | 0 |",
-		"| 2 | 17.50 | 16.75 | 0 | 3 |",
-		"| **median** | **17.00** | **17.00** | | |",
+		"| 1 | 16.50 | eth2 | 17.25 | 12 | 0 |",
+		"| 2 | 17.50 | eth1 | 16.75 | 0 | 3 |",
+		"| **median** | **17.00** | | **17.00** | | |",
+		"eth1 1 runs, median 17.50 Gbit/s (1.029 of plain); eth2 1 runs, median 16.50 Gbit/s (0.971 of plain);",
 		"team / plain = **1.000**; target ≥ 0.95: met.",
 		"| Team0 | on | – |",
 		"| 1 | eth1 | 412 | 8 | 400 | 380 | 0 | 2.5 | 20001 |",

@@ -60,6 +60,10 @@ type TCPRun struct {
 	Path        string  `json:"path"` // team or plain
 	Gbps        float64 `json:"gbps"` // as received
 	Retransmits int     `json:"retransmits"`
+	// Member is the team member that sent the most frames during a team
+	// run: the flow's member when the team sends, the one its ACKs
+	// hashed to when it receives.
+	Member string `json:"member,omitempty"`
 }
 
 // Offloads are an interface's offload features as ethtool shows them.

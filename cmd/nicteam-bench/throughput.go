@@ -71,12 +71,23 @@ func measureThroughput(ctx context.Context, e *env, cfg config) (Throughput, err
 	for i := range cfg.runs {
 		for d, dir := range directions {
 			for _, p := range paths {
+				before, err := e.txPackets()
+				if err != nil {
+					return res, fmt.Errorf("measure throughput: %w", err)
+				}
 				r, err := iperf(ctx, e.lab.Host, p, dir, cfg)
 				if err != nil {
 					return res, fmt.Errorf("measure throughput: %w", err)
 				}
+				after, err := e.txPackets()
+				if err != nil {
+					return res, fmt.Errorf("measure throughput: %w", err)
+				}
+				if p.name == "team" {
+					r.Member = busiest(before, after)
+				}
 				r.Run = i + 1
-				fmt.Fprintf(e.log, "  run %d, %s, %s: %.2f Gbit/s\n", r.Run, dir.name, p.name, r.Gbps)
+				fmt.Fprintf(e.log, "  run %d, %s, %s: %.2f Gbit/s %s\n", r.Run, dir.name, p.name, r.Gbps, r.Member)
 				runs[d] = append(runs[d], r)
 			}
 		}
@@ -85,6 +96,17 @@ func measureThroughput(ctx context.Context, e *env, cfg config) (Throughput, err
 		res.Directions = append(res.Directions, summarize(dir.name, runs[d]))
 	}
 	return res, nil
+}
+
+// busiest is the member whose transmit counter grew most.
+func busiest(before, after map[string]uint64) string {
+	best, most := "", uint64(0)
+	for _, m := range teamMembers {
+		if d := after[m] - before[m]; d > most {
+			best, most = m, d
+		}
+	}
+	return best
 }
 
 // summarize takes the medians of runs and their ratio.
