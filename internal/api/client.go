@@ -46,31 +46,42 @@ type APIError struct {
 
 func (e *APIError) Error() string { return e.Message }
 
-func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+// send makes one request and returns the answer when it is a 2xx; any
+// other answer becomes an *APIError carrying the daemon's message.
+func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
+			return nil, fmt.Errorf("encode request: %w", err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://nicteamd"+path, body)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return nil, fmt.Errorf("build request: %w", err)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return c.dialErr(err)
+		return nil, c.dialErr(err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
 		var e Error
 		if json.NewDecoder(resp.Body).Decode(&e) != nil || e.Error == "" {
 			e.Error = resp.Status
 		}
-		return &APIError{Status: resp.StatusCode, Message: e.Error}
+		return nil, &APIError{Status: resp.StatusCode, Message: e.Error}
 	}
+	return resp, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.send(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
 	if out == nil {
 		return nil
 	}
@@ -170,13 +181,9 @@ func (c *Client) Events(ctx context.Context, follow bool, fn func(Event) error) 
 	if follow {
 		p += "?follow=1"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://nicteamd"+p, nil)
+	resp, err := c.send(ctx, http.MethodGet, p, nil)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return c.dialErr(err)
+		return err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)

@@ -205,15 +205,21 @@ func needRoot() error {
 
 func statePath() string { return filepath.Join(labDir, labStateFile) }
 
+// labPrerequisites checks what building a lab needs: root, and a nicteamd
+// binary to run on its nodes, whose path it returns.
+func labPrerequisites() (string, error) {
+	if err := needRoot(); err != nil {
+		return "", err
+	}
+	return findDaemon()
+}
+
 func (c *command) labUp(args []string) error {
 	o, err := parseLabUp(args)
 	if err != nil {
 		return err
 	}
-	if err := needRoot(); err != nil {
-		return err
-	}
-	daemon, err := findDaemon()
+	daemon, err := labPrerequisites()
 	if err != nil {
 		return err
 	}
@@ -576,10 +582,7 @@ func (c *command) labDemo(args []string) error {
 	if _, err := parse(flag.NewFlagSet("lab demo", flag.ContinueOnError), args, 0, 0); err != nil {
 		return err
 	}
-	if err := needRoot(); err != nil {
-		return err
-	}
-	daemon, err := findDaemon()
+	daemon, err := labPrerequisites()
 	if err != nil {
 		return err
 	}
