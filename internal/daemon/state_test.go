@@ -1,0 +1,61 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nicteam/nicteam/internal/team"
+)
+
+func TestStateRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	if recs, err := loadState(dir); err != nil || recs != nil {
+		t.Fatalf("no state file: %v, %v; want nothing, no error", recs, err)
+	}
+	want := []record{{
+		Spec: team.Spec{
+			Name:      "Team0",
+			Members:   []team.MemberSpec{{Name: "eth1"}, {Name: "eth2", Mode: team.AdminStandby}},
+			Algorithm: team.TransportPorts,
+			UpDelay:   2 * time.Second,
+			MACPolicy: team.MACFollow,
+			Notify:    team.Notify{Count: 5, Interval: 20 * time.Millisecond},
+		},
+		MAC: "02:00:00:00:00:01", Peer: "ntp12345678", MTU: 1500, Primary: "eth1", NoLearning: true,
+		Saved: map[string]saved{"eth1": {Up: false, Promisc: true, MTU: 9000}},
+	}}
+	if err := saveState(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip:\n got  %+v\n want %+v", got, want)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("state dir holds %d entries, want only teams.json (no temp files left)", len(entries))
+	}
+}
+
+func TestStateRefusesWhatItCannotRead(t *testing.T) {
+	for name, content := range map[string]string{
+		"corrupt": "{not json",
+		"newer":   `{"version": 99, "teams": []}`,
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "teams.json"), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loadState(dir)
+		if err == nil || !strings.Contains(err.Error(), "teams.json") {
+			t.Errorf("%s state: error %v, want one naming the file", name, err)
+		}
+	}
+}
