@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -458,5 +460,60 @@ func TestEndpointsBehindTeamAnnounced(t *testing.T) {
 			t.Fatalf("after pulling %s the switch still has the container's MAC on %q, want %s (RARP from the live member)", carrying, port(), e.b.SwitchPort(e.b.Host, live))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestEventsFollow follows the event log through the CLI, as `nicteam
+// events --follow` does, and sees a pulled cable arrive as it happens.
+func TestEventsFollow(t *testing.T) {
+	e := newEnv(t, 2)
+	e.mustCLI("new", "Team0", "--members", "eth1,eth2")
+	e.waitStatus("Team0", "Up")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "nicteam"), "--socket", e.socket, "events", "--follow")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		cmd.Wait()
+	}()
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	// The log so far comes first; the pull must come after it, live.
+	for l := range lines {
+		if strings.Contains(l, "TeamCreated") {
+			break
+		}
+	}
+	e.b.Fail(e.b.Host, "eth2")
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("events --follow ended")
+			}
+			if strings.Contains(l, "MemberFailed") && strings.Contains(l, "eth2") {
+				// µs timestamps: 2006-01-02T15:04:05.000000Z
+				if f := strings.Fields(l); len(f) == 0 || len(f[0]) != len("2006-01-02T15:04:05.000000Z") {
+					t.Errorf("event time not in µs: %q", l)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no MemberFailed event for eth2 on events --follow within 5s")
+		}
 	}
 }
