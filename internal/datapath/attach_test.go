@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -120,12 +121,17 @@ func TestCreateOpenDestroy(t *testing.T) {
 		t.Errorf("adopted Config() = %+v, %v; want %+v", got, err, cfg)
 	}
 	cfg2 := cfg
-	cfg2.Hash, cfg2.BroadcastAll = HashTransportPorts, true
+	cfg2.Hash, cfg2.BroadcastAll, cfg2.Flowlet = HashTransportPorts, true, DefaultFlowlet
 	if err := tm.SetConfig(cfg2); err != nil {
 		t.Error(err)
 	}
-	if got, err := tm.Config(); err != nil || got.Hash != cfg2.Hash || !got.BroadcastAll {
+	if got, err := tm.Config(); err != nil || got.Hash != cfg2.Hash || !got.BroadcastAll || got.Flowlet != DefaultFlowlet {
 		t.Errorf("Config() after SetConfig = %+v, %v", got, err)
+	}
+	cfg3 := cfg2
+	cfg3.Flowlet = -time.Microsecond
+	if err := tm.SetConfig(cfg3); err == nil {
+		t.Error("SetConfig accepted a negative flowlet gap")
 	}
 	cfg2.TeamIfindex = m1.Attrs().Index
 	if err := tm.SetConfig(cfg2); err == nil {

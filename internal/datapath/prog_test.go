@@ -19,7 +19,7 @@ const (
 // requireDatapath skips a test that needs BPF privileges when not root, and
 // fails it when root but the kernel is reported unable to run the datapath:
 // on the kernels nicteam targets that is a bug in Probe, not a reason to skip.
-func requireDatapath(t *testing.T) {
+func requireDatapath(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: loading BPF programs requires CAP_BPF and CAP_NET_ADMIN")
@@ -31,7 +31,7 @@ func requireDatapath(t *testing.T) {
 
 // loadTeamForTest loads the programs and maps without pinning or attaching,
 // for BPF_PROG_TEST_RUN.
-func loadTeamForTest(t *testing.T, cfg Config) *Team {
+func loadTeamForTest(t testing.TB, cfg Config) *Team {
 	t.Helper()
 	requireDatapath(t)
 	var objs teamObjects
@@ -58,7 +58,7 @@ func run(t *testing.T, prog *ebpf.Program, frame []byte) (uint32, []byte) {
 }
 
 // testMember adds a member's map entries as AttachMember does, without a link.
-func testMember(t *testing.T, team *Team, ifindex int, mac net.HardwareAddr, flags MemberFlags) {
+func testMember(t testing.TB, team *Team, ifindex int, mac net.HardwareAddr, flags MemberFlags) {
 	t.Helper()
 	m := teamMember{Flags: uint32(flags)}
 	copy(m.Mac[:], mac)

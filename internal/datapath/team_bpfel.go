@@ -21,12 +21,26 @@ type teamConf struct {
 	Flags       uint32
 	TeamMac     [6]uint8
 	Pad         [2]uint8
+	FlowletNs   uint64
 }
 
 type teamCounters struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64
+}
+
+type teamFlowlet struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Pad     uint32
+	LastNs  uint64
+}
+
+type teamMacKey struct {
+	_   structs.HostLayout
+	Mac [6]uint8
+	Pad [2]uint8
 }
 
 type teamMember struct {
@@ -49,10 +63,13 @@ type teamMemberCounters struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	teamMapAffinity     = "affinity"
 	teamMapBucketStats  = "bucket_stats"
 	teamMapBuckets      = "buckets"
 	teamMapConfig       = "config"
 	teamMapEgressDrops  = "egress_drops"
+	teamMapFlowletMoves = "flowlet_moves"
+	teamMapFlowlets     = "flowlets"
 	teamMapMemberStats  = "member_stats"
 	teamMapMembers      = "members"
 	teamProgTeamEgress  = "team_egress"
@@ -109,12 +126,15 @@ type teamProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type teamMapSpecs struct {
-	BucketStats *ebpf.MapSpec `ebpf:"bucket_stats"`
-	Buckets     *ebpf.MapSpec `ebpf:"buckets"`
-	Config      *ebpf.MapSpec `ebpf:"config"`
-	EgressDrops *ebpf.MapSpec `ebpf:"egress_drops"`
-	MemberStats *ebpf.MapSpec `ebpf:"member_stats"`
-	Members     *ebpf.MapSpec `ebpf:"members"`
+	Affinity     *ebpf.MapSpec `ebpf:"affinity"`
+	BucketStats  *ebpf.MapSpec `ebpf:"bucket_stats"`
+	Buckets      *ebpf.MapSpec `ebpf:"buckets"`
+	Config       *ebpf.MapSpec `ebpf:"config"`
+	EgressDrops  *ebpf.MapSpec `ebpf:"egress_drops"`
+	FlowletMoves *ebpf.MapSpec `ebpf:"flowlet_moves"`
+	Flowlets     *ebpf.MapSpec `ebpf:"flowlets"`
+	MemberStats  *ebpf.MapSpec `ebpf:"member_stats"`
+	Members      *ebpf.MapSpec `ebpf:"members"`
 }
 
 // teamVariableSpecs contains global variables before they are loaded into the kernel.
@@ -143,20 +163,26 @@ func (o *teamObjects) Close() error {
 //
 // It can be passed to loadTeamObjects or ebpf.CollectionSpec.LoadAndAssign.
 type teamMaps struct {
-	BucketStats *ebpf.Map `ebpf:"bucket_stats"`
-	Buckets     *ebpf.Map `ebpf:"buckets"`
-	Config      *ebpf.Map `ebpf:"config"`
-	EgressDrops *ebpf.Map `ebpf:"egress_drops"`
-	MemberStats *ebpf.Map `ebpf:"member_stats"`
-	Members     *ebpf.Map `ebpf:"members"`
+	Affinity     *ebpf.Map `ebpf:"affinity"`
+	BucketStats  *ebpf.Map `ebpf:"bucket_stats"`
+	Buckets      *ebpf.Map `ebpf:"buckets"`
+	Config       *ebpf.Map `ebpf:"config"`
+	EgressDrops  *ebpf.Map `ebpf:"egress_drops"`
+	FlowletMoves *ebpf.Map `ebpf:"flowlet_moves"`
+	Flowlets     *ebpf.Map `ebpf:"flowlets"`
+	MemberStats  *ebpf.Map `ebpf:"member_stats"`
+	Members      *ebpf.Map `ebpf:"members"`
 }
 
 func (m *teamMaps) Close() error {
 	return _TeamClose(
+		m.Affinity,
 		m.BucketStats,
 		m.Buckets,
 		m.Config,
 		m.EgressDrops,
+		m.FlowletMoves,
+		m.Flowlets,
 		m.MemberStats,
 		m.Members,
 	)

@@ -28,34 +28,7 @@ func TestTraffic(t *testing.T) {
 	if err != nil {
 		t.Skipf("ping not installed (iputils-ping): %v", err)
 	}
-	nsA, _, hA := testNetns(t)
-	nsB, _, hB := testNetns(t)
-
-	team := addVeth(t, hA, "tm0", "tm0p", 0, nil)
-	m1 := addVeth(t, hA, "m1", "m1p", 0, &nsB)
-	m2 := addVeth(t, hA, "m2", "m2p", 0, &nsB)
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
-	if err := hB.LinkAdd(br); err != nil {
-		t.Fatal(err)
-	}
-	addVeth(t, hB, "h0", "h0p", 0, nil)
-	for _, port := range []string{"m1p", "m2p", "h0p"} {
-		l, err := hB.LinkByName(port)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := hB.LinkSetMaster(l, br); err != nil {
-			t.Fatal(err)
-		}
-		if err := hB.LinkSetUp(l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := hB.LinkSetUp(br); err != nil {
-		t.Fatal(err)
-	}
-	addAddr(t, hA, "tm0", "10.99.0.1/24")
-	addAddr(t, hB, "h0", "10.99.0.2/24")
+	nsA, nsB, hA, hB, team, m1, m2 := bridgedTeam(t)
 
 	dir := filepath.Join(testBPFFS(t), "tm0")
 	var tm *Team
@@ -226,6 +199,42 @@ func TestTraffic(t *testing.T) {
 	if err := pingFrom(nsB, "10.99.0.1"); err != nil {
 		t.Fatalf("requests to the member MAC: %v", err)
 	}
+}
+
+// bridgedTeam builds TestTraffic's topology, without the datapath: a team
+// interface tm0 (10.99.0.1) and members m1, m2 in one namespace, a bridge
+// joining the members' peers and a host h0 (10.99.0.2) in another.
+func bridgedTeam(t *testing.T) (nsA, nsB netns.NsHandle, hA, hB *netlink.Handle, team, m1, m2 netlink.Link) {
+	t.Helper()
+	nsA, _, hA = testNetns(t)
+	nsB, _, hB = testNetns(t)
+
+	team = addVeth(t, hA, "tm0", "tm0p", 0, nil)
+	m1 = addVeth(t, hA, "m1", "m1p", 0, &nsB)
+	m2 = addVeth(t, hA, "m2", "m2p", 0, &nsB)
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
+	if err := hB.LinkAdd(br); err != nil {
+		t.Fatal(err)
+	}
+	addVeth(t, hB, "h0", "h0p", 0, nil)
+	for _, port := range []string{"m1p", "m2p", "h0p"} {
+		l, err := hB.LinkByName(port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := hB.LinkSetMaster(l, br); err != nil {
+			t.Fatal(err)
+		}
+		if err := hB.LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := hB.LinkSetUp(br); err != nil {
+		t.Fatal(err)
+	}
+	addAddr(t, hA, "tm0", "10.99.0.1/24")
+	addAddr(t, hB, "h0", "10.99.0.2/24")
+	return nsA, nsB, hA, hB, team, m1, m2
 }
 
 // tcpTransfer sends size bytes over TCP from a socket in dial to a listener

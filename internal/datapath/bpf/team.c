@@ -43,13 +43,17 @@ enum {
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_HASH = 5,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
 };
 
 #define BPF_F_INGRESS 1
+#define BPF_ANY 0
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)2;
+static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
 static long (*bpf_skb_store_bytes)(struct __sk_buff *skb, __u32 offset, const void *from, __u32 len,
 				   __u64 flags) = (void *)9;
 static long (*bpf_redirect)(__u32 ifindex, __u64 flags) = (void *)23;
@@ -69,6 +73,11 @@ static long (*bpf_skb_load_bytes)(const struct __sk_buff *skb, __u32 offset, voi
 // member.flags
 #define MEMBER_TX_OWN_MAC 1 // frames sent from the team MAC leave with the member's own MAC
 #define MEMBER_RX_DISABLED 2 // drop everything received but slow protocols
+// Set by the control plane exactly while some bucket names the member (Go
+// keeps it in step with the bucket table): a flowlet may stay on a member,
+// and a pinned source MAC leave through it, only while it has it, so a
+// member taken out of the table loses its flows and MACs at once.
+#define MEMBER_IN_TABLE 4
 
 #define ETH_P_IP 0x0800
 #define ETH_P_ARP 0x0806
@@ -89,6 +98,9 @@ struct conf {
 	__u32 flags;
 	__u8 team_mac[6];
 	__u8 pad[2];
+	// Flowlet gap in ns; 0 turns flowlet tracking off and every frame
+	// follows its bucket.
+	__u64 flowlet_ns;
 };
 
 struct member {
@@ -108,6 +120,19 @@ struct member_counters {
 struct counters {
 	__u64 packets;
 	__u64 bytes;
+};
+
+// A source MAC behind the team, as a hash key.
+struct mac_key {
+	__u8 mac[6];
+	__u8 pad[2];
+};
+
+// Where a flow last went and when.
+struct flowlet {
+	__u32 ifindex;
+	__u32 pad;
+	__u64 last_ns;
 };
 
 struct {
@@ -152,6 +177,37 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } egress_drops SEC(".maps");
+
+// Source MAC → member for HASH_SOURCE_MAC (HyperVPort): each port behind
+// the team leaves through the member the control plane pinned it to. A MAC
+// without an entry, or whose member has left the bucket table (failover
+// rewrites the table at once, the pins after), follows its bucket.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct mac_key);
+	__type(value, __u32);
+} affinity SEC(".maps");
+
+// Flows by their full 32-bit hash. Flows whose hashes collide share an
+// entry; they share a bucket too, so they are steered as one flow. LRU: a
+// full map evicts the longest idle flow, which is the one whose move can
+// no longer reorder anything.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct flowlet);
+} flowlets SEC(".maps");
+
+// Flows that changed member: after an idle gap, or at once because their
+// member left the bucket table.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} flowlet_moves SEC(".maps");
 
 // The Ethernet header as read by bpf_skb_load_bytes. Words are what a native
 // (little-endian) load of the wire bytes gives; hash.go reads them the same way.
@@ -270,6 +326,62 @@ static __always_inline __u32 frame_hash(struct __sk_buff *skb, const union eth *
 	return fmix(mix(h, l4proto));
 }
 
+// affinity_member returns the member the frame's source MAC is pinned to,
+// or bucket_member when it has none that is in the table.
+static __always_inline __u32 affinity_member(const union eth *eth, __u32 bucket_member)
+{
+	struct mac_key k = {};
+	struct member *m;
+	__u32 *pinned;
+
+	__builtin_memcpy(k.mac, &eth->b[6], 6);
+	pinned = bpf_map_lookup_elem(&affinity, &k);
+	if (!pinned || *pinned == bucket_member)
+		return bucket_member;
+	m = bpf_map_lookup_elem(&members, pinned);
+	if (!m || !(m->flags & MEMBER_IN_TABLE))
+		return bucket_member;
+	return *pinned;
+}
+
+// flowlet_member returns the member a frame of the flow with hash h leaves
+// through, given that its bucket names bucket_member (0: none). A flow stays
+// where it went last until it has been idle for longer than the gap: then
+// the frames in flight on the old path have arrived (the gap exceeds the
+// difference in path delay), and a move cannot reorder the flow. Only
+// flows whose bucket moved away need the member lookup.
+static __always_inline __u32 flowlet_member(__u32 h, __u32 bucket_member, __u64 gap)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct flowlet *fl = bpf_map_lookup_elem(&flowlets, &h);
+	__u32 zero = 0;
+
+	if (!fl) {
+		struct flowlet v = { .ifindex = bucket_member, .last_ns = now };
+
+		if (bucket_member)
+			bpf_map_update_elem(&flowlets, &h, &v, BPF_ANY);
+		return bucket_member;
+	}
+	if (fl->ifindex != bucket_member) {
+		struct member *m = bpf_map_lookup_elem(&members, &fl->ifindex);
+		__u64 *moves;
+
+		if (now - fl->last_ns < gap && m && (m->flags & MEMBER_IN_TABLE)) {
+			fl->last_ns = now;
+			return fl->ifindex;
+		}
+		if (!bucket_member)
+			return 0;
+		moves = bpf_map_lookup_elem(&flowlet_moves, &zero);
+		if (moves)
+			(*moves)++;
+		fl->ifindex = bucket_member;
+	}
+	fl->last_ns = now;
+	return bucket_member;
+}
+
 static __always_inline int mac_eq(const __u16 *a, const __u16 *b)
 {
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2];
@@ -298,7 +410,7 @@ static __always_inline int is_neigh(struct __sk_buff *skb, const union eth *eth)
 SEC("tcx/egress")
 int team_egress(struct __sk_buff *skb)
 {
-	__u32 zero = 0, bucket, ifindex;
+	__u32 zero = 0, h, bucket, ifindex;
 	struct member_counters *ms;
 	struct conf *cfg;
 	struct counters *bs;
@@ -332,8 +444,11 @@ int team_egress(struct __sk_buff *skb)
 		goto send;
 	}
 
-	bucket = frame_hash(skb, &eth, cfg->hash) % NUM_BUCKETS;
+	h = frame_hash(skb, &eth, cfg->hash);
+	bucket = h % NUM_BUCKETS;
 
+	// Counted by bucket whichever member a flowlet keeps the frame on:
+	// the rebalancer moves buckets by their load.
 	bs = bpf_map_lookup_elem(&bucket_stats, &bucket);
 	if (bs) {
 		bs->packets++;
@@ -342,6 +457,10 @@ int team_egress(struct __sk_buff *skb)
 
 	target = bpf_map_lookup_elem(&buckets, &bucket);
 	ifindex = target ? *target : 0;
+	if (cfg->hash == HASH_SOURCE_MAC)
+		ifindex = affinity_member(&eth, ifindex);
+	if (cfg->flowlet_ns)
+		ifindex = flowlet_member(h, ifindex, cfg->flowlet_ns);
 	if (!ifindex) {
 		__u64 *drops = bpf_map_lookup_elem(&egress_drops, &zero);
 
