@@ -203,8 +203,9 @@ func growRcvBuf(conn *net.UDPConn) {
 }
 
 func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("send", "send --to ADDR:PORT [--pps N] [--duration D] [--size BYTES]", stderr)
+	fs := newFlagSet("send", "send --to ADDR:PORT [--from ADDR:PORT] [--pps N] [--duration D] [--size BYTES]", stderr)
 	to := fs.String("to", "", "`ADDR:PORT` of the receiver (required)")
+	from := fs.String("from", "", "send from `ADDR:PORT` (default: any address, an ephemeral port), which picks the flow's hash")
 	pps := fs.Uint64("pps", 1000, "send `N` packets per second")
 	duration := fs.Duration("duration", 10*time.Second, "send for `D`")
 	size := fs.Int("size", 64, fmt.Sprintf("`BYTES` of UDP payload per packet, %d to %d", seqstream.HeaderLen, maxUDPPayload))
@@ -225,7 +226,13 @@ func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	conn, err := net.DialUDP("udp", nil, raddr)
+	var laddr *net.UDPAddr
+	if *from != "" {
+		if laddr, err = net.ResolveUDPAddr("udp", *from); err != nil {
+			return fmt.Errorf("send: --from: %w", err)
+		}
+	}
+	conn, err := net.DialUDP("udp", laddr, raddr)
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}

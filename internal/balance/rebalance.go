@@ -66,10 +66,7 @@ type Rebalancer struct {
 // counters went backwards (a new datapath) only record the counters; the
 // interval after them is taken as it is.
 func (r *Rebalancer) Rebalance(now time.Time, counters [team.NumBuckets]uint64, cur team.Table, carriers []team.Weighted) team.Table {
-	table := cur
-	if !sameMembers(cur, carriers) {
-		table = team.Assign(cur, carriers)
-	}
+	table := Place(cur, carriers)
 	valid := r.have && now.After(r.prevAt)
 	for i, b := range counters {
 		if b < r.prev[i] {
@@ -203,6 +200,16 @@ func (r *Rebalancer) balance(now time.Time, table *team.Table, load *[team.NumBu
 		buckets[over]--
 		buckets[under]++
 	}
+}
+
+// Place returns the table to use for carriers when load decides
+// placement: cur while it names exactly the carriers (whatever share of
+// buckets each holds), otherwise team.Assign's redistribution of it.
+func Place(cur team.Table, carriers []team.Weighted) team.Table {
+	if sameMembers(cur, carriers) {
+		return cur
+	}
+	return team.Assign(cur, carriers)
 }
 
 // sameMembers reports whether table names exactly the carriers.

@@ -36,8 +36,10 @@ Members and adapters:
                         change a member's administrative mode
   adapters [NAME...]    show interfaces (Get-NetAdapter)
 
-Events:
+Events and statistics:
   events [--follow]     timestamped log of failures, restorations, status changes, bucket moves
+  stats NAME [--watch] [--interval D]
+                        per-member tx/rx rates and the load per bucket
 
 Lab (root; see nicteam lab --help):
   lab up|status|fail|restore|ping|down
@@ -174,6 +176,8 @@ func (c *command) dispatch(verb string, args []string) error {
 		return c.adapters(args)
 	case "events":
 		return c.events(args)
+	case "stats":
+		return c.stats(args)
 	case "lab":
 		return c.lab(args)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nicteam/nicteam/internal/api"
+	"github.com/nicteam/nicteam/internal/balance"
 	"github.com/nicteam/nicteam/internal/datapath"
 	"github.com/nicteam/nicteam/internal/host"
 	"github.com/nicteam/nicteam/internal/team"
@@ -72,6 +73,8 @@ type teamRT struct {
 	stopNotify context.CancelFunc
 	// stopEndpoints cancels the running announcement of endpoints only.
 	stopEndpoints context.CancelFunc
+	// balancer places a Dynamic team's buckets by load; nil otherwise.
+	balancer *balance.Rebalancer
 }
 
 func newTeamRT(rec record) *teamRT {
@@ -157,6 +160,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}()
 	go d.persister(ctx)
+	go d.rebalancer(ctx)
 
 	srv := d.server()
 	go func() {
@@ -568,11 +572,7 @@ func (d *Daemon) recomputeLocked(t *teamRT) {
 	name := t.rec.Spec.Name
 	prev := t.eval
 	e := team.Evaluate(&t.rec.Spec, t.links)
-	weights := make([]team.Weighted, 0, len(e.Carriers))
-	for _, c := range e.Carriers {
-		weights = append(weights, team.Weighted{ID: uint32(t.ifindex[c]), Weight: t.links[c].Speed})
-	}
-	table := team.Assign(t.table, weights)
+	table := placeLocked(t, carrierWeightsLocked(t, e.Carriers))
 	if moved := team.Moved(t.table, table); moved > 0 {
 		if err := t.dp.SetBuckets(table); err != nil {
 			d.log.Error("write buckets", "team", name, "err", err)
@@ -588,6 +588,7 @@ func (d *Daemon) recomputeLocked(t *teamRT) {
 		Hash:         hashOf(t.rec.Spec.Algorithm),
 		Primary:      t.ifindex[plan.Primary],
 		BroadcastAll: t.rec.Spec.Mode != team.SwitchIndependent,
+		Flowlet:      flowletOf(&t.rec.Spec),
 	}
 	if cur, err := t.dp.Config(); err != nil || !sameConfig(cur, cfg) {
 		if err := t.dp.SetConfig(cfg); err != nil {
@@ -610,7 +611,7 @@ func (d *Daemon) recomputeLocked(t *teamRT) {
 
 func sameConfig(a, b datapath.Config) bool {
 	return a.TeamIfindex == b.TeamIfindex && a.Hash == b.Hash && a.Primary == b.Primary &&
-		a.BroadcastAll == b.BroadcastAll && a.TeamMAC.String() == b.TeamMAC.String()
+		a.BroadcastAll == b.BroadcastAll && a.Flowlet == b.Flowlet && a.TeamMAC.String() == b.TeamMAC.String()
 }
 
 // memberEventsLocked logs members whose operational status changed.

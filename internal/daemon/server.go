@@ -57,6 +57,7 @@ func (d *Daemon) server() *http.Server {
 		return nil, d.remove(r.PathValue("name"))
 	})
 	handle("GET /v1/teams/{name}/members", func(r *http.Request) (any, error) { return d.memberViews(r.PathValue("name")) })
+	handle("GET /v1/teams/{name}/stats", func(r *http.Request) (any, error) { return d.stats(r.PathValue("name")) })
 	handle("GET /v1/members", func(r *http.Request) (any, error) { return d.memberViews("") })
 	handle("POST /v1/teams/{name}/members", func(r *http.Request) (any, error) {
 		var req api.AddMember

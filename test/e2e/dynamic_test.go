@@ -1,0 +1,145 @@
+package e2e
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nicteam/nicteam/internal/api"
+	"github.com/nicteam/nicteam/internal/datapath"
+	"github.com/nicteam/nicteam/internal/seqstream"
+	"github.com/nicteam/nicteam/internal/team"
+)
+
+// udpFrame is just enough of an IPv4/UDP frame for the datapath's hash.
+func udpFrame(src, dst netip.Addr, sport, dport uint16) []byte {
+	f := make([]byte, 14+20+8)
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	f[14] = 0x45
+	f[14+9] = 17
+	copy(f[14+12:], src.AsSlice())
+	copy(f[14+16:], dst.AsSlice())
+	binary.BigEndian.PutUint16(f[34:], sport)
+	binary.BigEndian.PutUint16(f[36:], dport)
+	return f
+}
+
+// TestDynamicRebalancesWithoutReordering starts two sequenced streams that
+// hash onto the same member of a Dynamic team. The rebalancer must move
+// one of them to the idle member by measured load, and the flowlet rule
+// must move it only at a pause: no packet lost or reordered.
+func TestDynamicRebalancesWithoutReordering(t *testing.T) {
+	e := newEnv(t, 2)
+	e.mustCLI("new", "Team0", "--members", "eth1,eth2", "--lb", "dynamic")
+	e.waitStatus("Team0", "Up")
+	e.hostRun("ip", "addr", "add", "10.77.0.1/24", "dev", "Team0")
+	e.ping("10.77.0.2", 2, 10*time.Millisecond)
+
+	before, err := e.client().Stats(context.Background(), "Team0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := map[int]string{}
+	for _, b := range before.Buckets {
+		owner[b.Bucket] = b.Member
+	}
+	src, dst := netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("10.77.0.2")
+	bucketOf := func(sport, dport uint16) int {
+		return int(datapath.Hash(datapath.HashTransportPorts, udpFrame(src, dst, sport, dport)) % team.NumBuckets)
+	}
+	// Two flows in different buckets held by the same member.
+	type flow struct{ sport, dport uint16 }
+	flows := []flow{{0, 9000}, {0, 9001}}
+	b0 := -1
+	for sp := uint16(20000); sp < 30000 && flows[1].sport == 0; sp++ {
+		if flows[0].sport == 0 {
+			flows[0].sport, b0 = sp, bucketOf(sp, 9000)
+			continue
+		}
+		if b := bucketOf(sp, 9001); b != b0 && owner[b] == owner[b0] {
+			flows[1].sport = sp
+		}
+	}
+	if flows[1].sport == 0 {
+		t.Fatal("found no two flows on the same member")
+	}
+	t.Logf("both flows start on %s (buckets %d and %d)", owner[b0], b0, bucketOf(flows[1].sport, 9001))
+
+	seq := filepath.Join(bin, "nicteam-seqstream")
+	var recvs []interface {
+		Wait() error
+		Output() string
+	}
+	for _, f := range flows {
+		r, err := e.b.Peer.Start(seq, "recv", "--listen", fmt.Sprintf("10.77.0.2:%d", f.dport), "--duration", "20s", "-o", "json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Kill() })
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(r.Output(), "listening on") {
+			if time.Now().After(deadline) {
+				t.Fatalf("receiver not listening: %s", r.Output())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		recvs = append(recvs, r)
+	}
+	// 1000 packets per second: a pause of 1 ms between packets, longer
+	// than the flowlet gap, so a moved bucket takes its flow along at once
+	// and ordering still holds.
+	var senders []interface{ Wait() error }
+	for _, f := range flows {
+		s, err := e.b.Host.Start(seq, "send", "--to", fmt.Sprintf("10.77.0.2:%d", f.dport), "--from", fmt.Sprintf("10.77.0.1:%d", f.sport),
+			"--pps", "1000", "--size", "1200", "--duration", "3s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		senders = append(senders, s)
+	}
+	for _, s := range senders {
+		if err := s.Wait(); err != nil {
+			t.Fatalf("sender: %v", err)
+		}
+	}
+	for i, r := range recvs {
+		if err := r.Wait(); err != nil {
+			t.Fatalf("receiver %d: %v\n%s", i, err, r.Output())
+		}
+		out := r.Output()
+		var rep seqstream.Report
+		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+			t.Fatalf("receiver %d report: %v\n%s", i, err, out)
+		}
+		if rep.Received == 0 || rep.Lost != 0 || rep.Reordered != 0 || rep.Duplicates != 0 {
+			t.Errorf("flow %d: received %d, lost %d, reordered %d, duplicates %d; want all, none, none, none", i, rep.Received, rep.Lost, rep.Reordered, rep.Duplicates)
+		}
+	}
+
+	after, err := e.client().Stats(context.Background(), "Team0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range after.Members {
+		if sent := m.TxPackets - before.Members[i].TxPackets; sent < 200 {
+			t.Errorf("%s sent %d packets: the load was not spread over both members", m.Name, sent)
+		}
+	}
+	rebalanced := false
+	e.client().Events(context.Background(), false, func(ev api.Event) error {
+		rebalanced = rebalanced || (ev.Kind == api.EventBucketsMoved && strings.Contains(ev.Detail, "rebalanced by load"))
+		return nil
+	})
+	if !rebalanced {
+		t.Error("no BucketsMoved event from the rebalancer")
+	}
+	if out := e.mustCLI("stats", "Team0", "--interval", "200ms"); !strings.Contains(out, "Flowlet moves:") {
+		t.Errorf("nicteam stats:\n%s", out)
+	}
+}
