@@ -7,8 +7,9 @@ STATICCHECK_VERSION := v0.8.2
 
 all: build
 
+# DEPS names optional extras for scripts/deps.sh (test sets ovs).
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh $(DEPS)
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -19,11 +20,14 @@ generate: deps
 	$(GO) generate ./internal/datapath
 
 # Every test: unit tests, then the privileged integration tests in network
-# namespaces with the real daemon and eBPF programs (needs root).
+# namespaces with the real daemon and eBPF programs (needs root), with Open
+# vSwitch as a LACP partner; then a bounded fuzz run of the LACPDU decoder.
+test: DEPS = ovs
 test: deps build lint
 	$(GO) test -count=1 -timeout 9m ./...
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 20s ./internal/lacp
 
-# Only the tests that need no root.
+# The fast run; as a non-root user every privileged test skips with its reason.
 unit:
 	$(GO) test -count=1 -short ./...
 

@@ -14,17 +14,19 @@ const DefaultSocket = "/run/nicteam/nicteamd.sock"
 
 // Team is one team as Get-NetLbfoTeam shows it, plus what Linux adds.
 type Team struct {
-	Name                   string         `json:"name"`
-	Members                []string       `json:"members"`
-	TeamNics               string         `json:"teamNics"`
-	TeamingMode            team.Mode      `json:"teamingMode"`
-	LoadBalancingAlgorithm team.Algorithm `json:"loadBalancingAlgorithm"`
-	Status                 team.Status    `json:"status"`
-	MacAddress             string         `json:"macAddress"`
-	Primary                string         `json:"primary"`   // member carrying the team MAC now
-	LinkSpeed              uint64         `json:"linkSpeed"` // bit/s, sum of the carrying members
-	UpDelay                string         `json:"upDelay,omitempty"`
-	MACPolicy              team.MACPolicy `json:"macPolicy"`
+	Name                   string          `json:"name"`
+	Members                []string        `json:"members"`
+	TeamNics               string          `json:"teamNics"`
+	TeamingMode            team.Mode       `json:"teamingMode"`
+	LoadBalancingAlgorithm team.Algorithm  `json:"loadBalancingAlgorithm"`
+	Status                 team.Status     `json:"status"`
+	MacAddress             string          `json:"macAddress"`
+	Primary                string          `json:"primary"`   // member carrying the team MAC now
+	LinkSpeed              uint64          `json:"linkSpeed"` // bit/s, sum of the carrying members
+	UpDelay                string          `json:"upDelay,omitempty"`
+	MACPolicy              team.MACPolicy  `json:"macPolicy"`
+	LacpTimer              *team.LacpTimer `json:"lacpTimer,omitempty"` // Lacp teams only
+	MinLinks               int             `json:"minLinks,omitempty"`
 }
 
 // Member is one member as Get-NetLbfoTeamMember shows it.
@@ -58,6 +60,17 @@ type NewTeam struct {
 	UpDelay   string   `json:"upDelay,omitempty"`                // Go duration, default 0
 	MACPolicy string   `json:"macPolicy,omitempty"`              // keep, follow, auto (default)
 	Notify
+	LacpSettings
+}
+
+// LacpSettings tunes a Lacp team (and min-links any team); empty fields
+// keep the defaults, or the current values on a change.
+type LacpSettings struct {
+	LacpTimer          string `json:"lacpTimer,omitempty"`          // fast (default) or slow
+	LacpSystemPriority int    `json:"lacpSystemPriority,omitempty"` // 1-65535, default 65535
+	LacpKey            int    `json:"lacpKey,omitempty"`            // 1-65535, default 1
+	LacpPortPriority   int    `json:"lacpPortPriority,omitempty"`   // 1-65535, default 255
+	MinLinks           *int   `json:"minLinks,omitempty"`           // 0 (default): any member will do
 }
 
 // Notify tunes peer announcements; empty fields keep the defaults.
@@ -74,6 +87,41 @@ type SetTeam struct {
 	UpDelay   string `json:"upDelay,omitempty"`
 	MACPolicy string `json:"macPolicy,omitempty"`
 	Notify
+	LacpSettings
+}
+
+// Lacp is a team's LACP as `nicteam lacp` shows it.
+type Lacp struct {
+	Team           string         `json:"team"`
+	TeamingMode    team.Mode      `json:"teamingMode"`
+	LacpTimer      team.LacpTimer `json:"lacpTimer"`
+	SystemPriority uint16         `json:"systemPriority"`
+	Key            uint16         `json:"key"`
+	PortPriority   uint16         `json:"portPriority"`
+	MinLinks       int            `json:"minLinks"`
+	Malformed      uint64         `json:"malformedPdus"` // LACPDUs dropped because they did not decode
+	Ports          []LacpPort     `json:"ports"`
+}
+
+// LacpPort is one member's LACP port.
+type LacpPort struct {
+	Member   string   `json:"member"`
+	Actor    LacpInfo `json:"actor"`
+	Partner  LacpInfo `json:"partner"` // zero while no partner is known
+	Receive  string   `json:"receive"` // receive machine: Current, Expired, Defaulted, PortDisabled
+	Mux      string   `json:"mux"`     // Detached, Waiting, Attached, CollectingDistributing
+	Selected bool     `json:"selected"`
+}
+
+// LacpInfo is the actor or partner information of a port.
+type LacpInfo struct {
+	SystemPriority uint16   `json:"systemPriority"`
+	System         string   `json:"system"` // MAC
+	Key            uint16   `json:"key"`
+	PortPriority   uint16   `json:"portPriority"`
+	Port           uint16   `json:"port"`
+	State          uint8    `json:"state"`
+	StateBits      []string `json:"stateBits"` // the set bits, spelled out
 }
 
 // AddMember is the body of a member-add request.

@@ -134,6 +134,12 @@ func (c *Client) SetTeam(ctx context.Context, name string, req SetTeam) (Team, e
 	return t, c.do(ctx, http.MethodPatch, teamPath(name), req, &t)
 }
 
+// Lacp returns a team's LACP actor and partner state per member.
+func (c *Client) Lacp(ctx context.Context, name string) (Lacp, error) {
+	var l Lacp
+	return l, c.do(ctx, http.MethodGet, teamPath(name, "lacp"), nil, &l)
+}
+
 // RemoveTeam removes a team and restores its members.
 func (c *Client) RemoveTeam(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, teamPath(name), nil, nil)

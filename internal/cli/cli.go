@@ -22,10 +22,13 @@ NIC teaming for Linux, managed like the Windows NetLbfo cmdlets.
 Teams:
   new NAME --members A,B[,...] [--mode MODE] [--lb ALG] [--standby IF] [--up-delay D]
       [--mac-policy auto|keep|follow] [--notify-count N] [--notify-interval D] [--verify-timeout D]
+      [--lacp-timer fast|slow] [--lacp-system-priority N] [--lacp-key N] [--lacp-port-priority N]
+      [--min-links N]
                         create a team (New-NetLbfoTeam)
   get [NAME]            show teams (Get-NetLbfoTeam)
-  set NAME [--mode MODE] [--lb ALG] [--up-delay D] [--mac-policy P] [--notify-… ]
-                        change a team (Set-NetLbfoTeam)
+  set NAME [--mode MODE] [--lb ALG] [--up-delay D] [--mac-policy P] [--notify-… ] [--lacp-… ]
+      [--min-links N]   change a team (Set-NetLbfoTeam)
+  lacp NAME             LACP actor and partner per member: system, key, port, state bits, mux
   rm NAME               remove a team and restore its members (Remove-NetLbfoTeam)
 
 Members and adapters:
@@ -46,7 +49,8 @@ Lab (root; see nicteam lab --help):
                         the seed scenario in network namespaces, left running
   lab demo              a cable pulled under a 1 ms ping, with the timeline
 
-MODE: switch-independent (default); static and lacp are not supported yet.
+MODE: switch-independent (default), static, lacp (IEEE 802.1AX, always active;
+      --lacp-timer fast (default: a PDU every second, 3 s timeout) or slow (30 s, 90 s)).
 ALG:  dynamic (default), transport-ports, ip-addresses, mac-addresses;
       hyperv-port is not supported yet.
 MAC policy (when the member whose MAC the team wears fails):
@@ -174,6 +178,8 @@ func (c *command) dispatch(verb string, args []string) error {
 		return c.member(args)
 	case "adapters":
 		return c.adapters(args)
+	case "lacp":
+		return c.lacp(args)
 	case "events":
 		return c.events(args)
 	case "stats":
@@ -192,6 +198,7 @@ func (c *command) newTeam(args []string) error {
 	standby := fs.String("standby", "", "member to hold in standby")
 	upDelay := fs.String("up-delay", "", "wait this long after carrier returns before a member carries traffic")
 	macPolicy, notify := macFlags(fs)
+	lacpSet := lacpFlags(fs)
 	o := output(fs)
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
@@ -203,6 +210,7 @@ func (c *command) newTeam(args []string) error {
 	t, err := c.client.NewTeam(c.ctx, api.NewTeam{
 		Name: pos[0], Members: splitList(*members), Standby: *standby,
 		Mode: *mode, Algorithm: *lb, UpDelay: *upDelay, MACPolicy: *macPolicy, Notify: *notify,
+		LacpSettings: lacpSet(),
 	})
 	if err != nil {
 		return err
@@ -218,6 +226,23 @@ func macFlags(fs *flag.FlagSet) (*string, *api.Notify) {
 	fs.StringVar(&n.NotifyInterval, "notify-interval", "", "time between announcements")
 	fs.StringVar(&n.VerifyTimeout, "verify-timeout", "", "auto policy: how long neighbours have to answer before the team follows")
 	return policy, n
+}
+
+// lacpFlags adds the LACP and min-links options new and set share; the
+// returned function reads them once parsed.
+func lacpFlags(fs *flag.FlagSet) func() api.LacpSettings {
+	var l api.LacpSettings
+	fs.StringVar(&l.LacpTimer, "lacp-timer", "", "fast or slow: the LACPDU rate asked of the partner")
+	fs.IntVar(&l.LacpSystemPriority, "lacp-system-priority", 0, "LACP system priority (1-65535)")
+	fs.IntVar(&l.LacpKey, "lacp-key", 0, "LACP key (1-65535)")
+	fs.IntVar(&l.LacpPortPriority, "lacp-port-priority", 0, "LACP port priority of every member (1-65535)")
+	minLinks := fs.Int("min-links", -1, "fewest carrying members for the team to be up")
+	return func() api.LacpSettings {
+		if *minLinks >= 0 {
+			l.MinLinks = minLinks
+		}
+		return l
+	}
 }
 
 func splitList(s string) []string {
@@ -260,14 +285,15 @@ func (c *command) set(args []string) error {
 	lb := fs.String("lb", "", "load-balancing algorithm")
 	upDelay := fs.String("up-delay", "", "up-delay")
 	macPolicy, notify := macFlags(fs)
+	lacpSet := lacpFlags(fs)
 	o := output(fs)
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	req := api.SetTeam{Mode: *mode, Algorithm: *lb, UpDelay: *upDelay, MACPolicy: *macPolicy, Notify: *notify}
+	req := api.SetTeam{Mode: *mode, Algorithm: *lb, UpDelay: *upDelay, MACPolicy: *macPolicy, Notify: *notify, LacpSettings: lacpSet()}
 	if req == (api.SetTeam{}) {
-		return usagef("nothing to change: give --mode, --lb, --up-delay, --mac-policy or a --notify option")
+		return usagef("nothing to change: give --mode, --lb, --up-delay, --mac-policy, a --notify option, a --lacp option or --min-links")
 	}
 	t, err := c.client.SetTeam(c.ctx, pos[0], req)
 	if err != nil {
@@ -342,6 +368,20 @@ func (c *command) adapters(args []string) error {
 		return err
 	}
 	return c.emit(*o, as, func(w io.Writer) { writeAdapters(w, as) })
+}
+
+func (c *command) lacp(args []string) error {
+	fs := flag.NewFlagSet("lacp", flag.ContinueOnError)
+	o := output(fs)
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	l, err := c.client.Lacp(c.ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return c.emit(*o, l, func(w io.Writer) { writeLacp(w, l) })
 }
 
 func (c *command) events(args []string) error {

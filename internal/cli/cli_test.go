@@ -69,3 +69,24 @@ func TestDaemonDownAdvice(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errb.String())
 	}
 }
+
+func TestLacpList(t *testing.T) {
+	var b bytes.Buffer
+	writeLacp(&b, api.Lacp{Team: "Team0", TeamingMode: team.Lacp, SystemPriority: 65535, Key: 1, Ports: []api.LacpPort{{
+		Member: "eth1", Selected: true, Mux: "CollectingDistributing", Receive: "Current",
+		Actor:   api.LacpInfo{SystemPriority: 65535, System: "02:00:00:00:00:01", Key: 1, PortPriority: 255, Port: 5, State: 0x3f, StateBits: []string{"Activity", "Timeout"}},
+		Partner: api.LacpInfo{SystemPriority: 65534, System: "aa:00:00:00:00:01", Key: 5, Port: 6},
+	}}})
+	for _, want := range []string{
+		"LacpTimer      : Fast",
+		"Mux            : CollectingDistributing",
+		"ActorSystem    : 65535,02:00:00:00:00:01",
+		"ActorPort      : 5 (priority 255)",
+		"ActorState     : 0x3f {Activity, Timeout}",
+		"PartnerKey     : 5",
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+}

@@ -45,14 +45,17 @@ func writeList(w io.Writer, records [][][2]string) {
 func writeTeams(w io.Writer, ts []api.Team) {
 	var recs [][][2]string
 	for _, t := range ts {
-		recs = append(recs, [][2]string{
+		r := [][2]string{
 			{"Name", t.Name},
 			{"Members", "{" + strings.Join(t.Members, ", ") + "}"},
 			{"TeamNics", t.TeamNics},
 			{"TeamingMode", t.TeamingMode.String()},
 			{"LoadBalancingAlgorithm", t.LoadBalancingAlgorithm.String()},
-			{"Status", t.Status.String()},
-		})
+		}
+		if t.LacpTimer != nil {
+			r = append(r, [2]string{"LacpTimer", t.LacpTimer.String()})
+		}
+		recs = append(recs, append(r, [2]string{"Status", t.Status.String()}))
 	}
 	writeList(w, recs)
 }
@@ -69,6 +72,33 @@ func writeMembers(w io.Writer, ms []api.Member) {
 			{"TransmitLinkSpeed", formatSpeed(m.TransmitLinkSpeed)},
 			{"ReceiveLinkSpeed", formatSpeed(m.ReceiveLinkSpeed)},
 		})
+	}
+	writeList(w, recs)
+}
+
+// writeLacp shows the team's LACP settings, then one record per member.
+func writeLacp(w io.Writer, l api.Lacp) {
+	recs := [][][2]string{{
+		{"Team", l.Team},
+		{"TeamingMode", l.TeamingMode.String()},
+		{"LacpTimer", l.LacpTimer.String()},
+		{"SystemPriority", fmt.Sprint(l.SystemPriority)},
+		{"Key", fmt.Sprint(l.Key)},
+		{"MinLinks", fmt.Sprint(l.MinLinks)},
+		{"MalformedPdus", fmt.Sprint(l.Malformed)},
+	}}
+	info := func(who string, i api.LacpInfo) [][2]string {
+		return [][2]string{
+			{who + "System", fmt.Sprintf("%d,%s", i.SystemPriority, i.System)},
+			{who + "Key", fmt.Sprint(i.Key)},
+			{who + "Port", fmt.Sprintf("%d (priority %d)", i.Port, i.PortPriority)},
+			{who + "State", fmt.Sprintf("0x%02x {%s}", i.State, strings.Join(i.StateBits, ", "))},
+		}
+	}
+	for _, p := range l.Ports {
+		r := [][2]string{{"Member", p.Member}, {"Selected", fmt.Sprint(p.Selected)}, {"Mux", p.Mux}, {"Receive", p.Receive}}
+		r = append(r, info("Actor", p.Actor)...)
+		recs = append(recs, append(r, info("Partner", p.Partner)...))
 	}
 	writeList(w, recs)
 }

@@ -75,6 +75,11 @@ type teamRT struct {
 	stopEndpoints context.CancelFunc
 	// balancer places a Dynamic team's buckets by load; nil otherwise.
 	balancer *balance.Rebalancer
+	// lacp runs the protocol of a Lacp team; nil for other modes.
+	lacp *lacpRT
+	// resumeLACP lists the members of an adopted team that held buckets,
+	// whose LACP ports resume collecting rather than start over.
+	resumeLACP map[string]bool
 }
 
 func newTeamRT(rec record) *teamRT {
@@ -174,6 +179,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Warn("persist", "err", perr)
 	}
 	for _, t := range d.teams {
+		d.stopLACPLocked(t)
 		for _, stop := range []context.CancelFunc{t.stopNotify, t.stopEndpoints} {
 			if stop != nil {
 				stop()
@@ -302,6 +308,7 @@ func (d *Daemon) bringUpLocked(rec record) (*teamRT, bool, error) {
 			for _, m := range rec.Spec.Members {
 				d.refreshMemberLocked(t, m.Name, true)
 			}
+			t.resumeLACP = holders(t)
 			return t, true, nil
 		}
 		// Pins of an older team NIC: start over.
@@ -571,7 +578,8 @@ func (d *Daemon) startUpDelayLocked(t *teamRT, member string, delay time.Duratio
 func (d *Daemon) recomputeLocked(t *teamRT) {
 	name := t.rec.Spec.Name
 	prev := t.eval
-	e := team.Evaluate(&t.rec.Spec, t.links)
+	d.syncLACPLocked(t)
+	e := team.Evaluate(&t.rec.Spec, d.lacpStatesLocked(t))
 	table := placeLocked(t, carrierWeightsLocked(t, e.Carriers))
 	if moved := team.Moved(t.table, table); moved > 0 {
 		if err := t.dp.SetBuckets(table); err != nil {

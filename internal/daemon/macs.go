@@ -66,6 +66,9 @@ func (d *Daemon) applyMACPlanLocked(t *teamRT, plan team.MACPlan, carriersChange
 		if plan.OwnMAC[m.Name] {
 			flags |= datapath.MemberTxOwnMAC
 		}
+		if t.rxDisabledLocked(m.Name) {
+			flags |= datapath.MemberRxDisabled
+		}
 		if err := t.dp.SetMemberFlags(idx, flags); err != nil {
 			d.log.Warn("set member flags", "team", name, "member", m.Name, "err", err)
 		}

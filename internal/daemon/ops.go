@@ -60,6 +60,7 @@ func (d *Daemon) teamLocked(name string) (*teamRT, error) {
 func parseSpec(req api.NewTeam) (team.Spec, error) {
 	s, err := applySet(team.Spec{Name: req.Name}, api.SetTeam{
 		Mode: req.Mode, Algorithm: req.Algorithm, UpDelay: req.UpDelay, MACPolicy: req.MACPolicy, Notify: req.Notify,
+		LacpSettings: req.LacpSettings,
 	})
 	if err != nil {
 		return s, err
@@ -125,6 +126,7 @@ func (d *Daemon) create(req api.NewTeam) (api.Team, error) {
 func (d *Daemon) destroyLocked(t *teamRT) error {
 	name := t.rec.Spec.Name
 	var errs []error
+	d.stopLACPLocked(t)
 	if t.dp != nil {
 		for _, m := range t.rec.Spec.Members {
 			d.leaveLocked(t, m.Name)
@@ -183,7 +185,7 @@ func (d *Daemon) set(name string, req api.SetTeam) (api.Team, error) {
 	if err := d.commitSpecLocked(t, next); err != nil {
 		return api.Team{}, err
 	}
-	d.events.add(name, api.EventTeamChanged, "", fmt.Sprintf("%s, %s, MAC policy %s, up-delay %s", next.Mode, next.Algorithm, next.MACPolicy, next.UpDelay))
+	d.events.add(name, api.EventTeamChanged, "", fmt.Sprintf("%s, %s, MAC policy %s, up-delay %s, min-links %d", next.Mode, next.Algorithm, next.MACPolicy, next.UpDelay, next.MinLinks))
 	return d.teamViewLocked(t), nil
 }
 
@@ -224,6 +226,38 @@ func applySet(s team.Spec, req api.SetTeam) (team.Spec, error) {
 		if s.Notify.Verify, err = parseDuration("verify timeout", req.VerifyTimeout); err != nil {
 			return s, err
 		}
+	}
+	return applyLacp(s, req.LacpSettings)
+}
+
+func applyLacp(s team.Spec, req api.LacpSettings) (team.Spec, error) {
+	var err error
+	if req.LacpTimer != "" {
+		if s.Lacp.Timer, err = team.ParseLacpTimer(req.LacpTimer); err != nil {
+			return s, team.Invalid(err)
+		}
+	}
+	for _, f := range []struct {
+		what string
+		v    int
+		to   *uint16
+	}{
+		{"LACP system priority", req.LacpSystemPriority, &s.Lacp.SystemPriority},
+		{"LACP key", req.LacpKey, &s.Lacp.Key},
+		{"LACP port priority", req.LacpPortPriority, &s.Lacp.PortPriority},
+	} {
+		if f.v < 0 || f.v > 65535 {
+			return s, team.Invalid(fmt.Errorf("%s %d: want 1 to 65535", f.what, f.v))
+		}
+		if f.v > 0 {
+			*f.to = uint16(f.v)
+		}
+	}
+	if req.MinLinks != nil {
+		if *req.MinLinks < 0 || *req.MinLinks > 256 {
+			return s, team.Invalid(fmt.Errorf("min-links %d: want 0 to 256", *req.MinLinks))
+		}
+		s.MinLinks = *req.MinLinks
 	}
 	return s, nil
 }
@@ -364,6 +398,10 @@ func (d *Daemon) teamViewLocked(t *teamRT) api.Team {
 	if t.rec.Spec.UpDelay > 0 {
 		v.UpDelay = t.rec.Spec.UpDelay.String()
 	}
+	if t.rec.Spec.Mode == team.Lacp {
+		v.LacpTimer = &t.rec.Spec.Lacp.Timer
+	}
+	v.MinLinks = t.rec.Spec.MinLinks
 	return v
 }
 

@@ -161,3 +161,26 @@ var failureReasons = enum{"failure reason",
 func (r FailureReason) String() string                { return failureReasons.String(int(r)) }
 func (r FailureReason) MarshalText() ([]byte, error)  { return []byte(r.String()), nil }
 func (r *FailureReason) UnmarshalText(b []byte) error { return failureReasons.unmarshal(b, (*int)(r)) }
+
+// LacpTimer is the LACP rate a Lacp team asks its partner for.
+type LacpTimer int
+
+// LACP timers: Fast (the default, as in LBFO) asks for a LACPDU every
+// second and gives up on a silent partner after 3 s; Slow every 30 s and
+// after 90 s.
+const (
+	LacpFast LacpTimer = iota
+	LacpSlow
+)
+
+var lacpTimers = enum{"LACP timer", []string{"Fast", "Slow"}, []string{"fast", "slow"}}
+
+func (l LacpTimer) String() string                { return lacpTimers.String(int(l)) }
+func (l LacpTimer) MarshalText() ([]byte, error)  { return []byte(l.String()), nil }
+func (l *LacpTimer) UnmarshalText(b []byte) error { return lacpTimers.unmarshal(b, (*int)(l)) }
+
+// ParseLacpTimer accepts "fast" or "slow" in either spelling.
+func ParseLacpTimer(s string) (LacpTimer, error) {
+	v, err := lacpTimers.parse(s)
+	return LacpTimer(v), err
+}

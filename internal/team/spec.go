@@ -25,6 +25,41 @@ type Spec struct {
 	// Notify is how peers are told after the MAC's member changes; zero
 	// values take the defaults.
 	Notify Notify `json:"notify,omitzero"`
+	// Lacp configures a Lacp team's protocol; zero values take the defaults.
+	Lacp LacpSpec `json:"lacp,omitzero"`
+	// MinLinks is the fewest members that must carry traffic for the team
+	// to be up; below it the team is Down (bonding's min_links). Zero and
+	// one mean any member will do.
+	MinLinks int `json:"minLinks,omitempty"`
+}
+
+// LacpSpec is a Lacp team's protocol settings.
+type LacpSpec struct {
+	Timer          LacpTimer `json:"timer"`
+	SystemPriority uint16    `json:"systemPriority,omitempty"`
+	Key            uint16    `json:"key,omitempty"`
+	PortPriority   uint16    `json:"portPriority,omitempty"`
+}
+
+// LACP defaults, as Linux bonding has them; the system ID is the team MAC.
+const (
+	DefaultLacpSystemPriority = 65535
+	DefaultLacpKey            = 1
+	DefaultLacpPortPriority   = 255
+)
+
+// WithDefaults fills zero fields with the defaults.
+func (l LacpSpec) WithDefaults() LacpSpec {
+	if l.SystemPriority == 0 {
+		l.SystemPriority = DefaultLacpSystemPriority
+	}
+	if l.Key == 0 {
+		l.Key = DefaultLacpKey
+	}
+	if l.PortPriority == 0 {
+		l.PortPriority = DefaultLacpPortPriority
+	}
+	return l
 }
 
 // Notify configures peer announcements and the auto policy's check.
@@ -87,8 +122,8 @@ func (s *Spec) MemberNames() []string {
 // Supported reports whether the mode and algorithm are implemented; the
 // others are refused at the door rather than half-working.
 func (s *Spec) Supported() error {
-	if s.Mode != SwitchIndependent {
-		return fmt.Errorf("teaming mode %s is not supported yet (use switch-independent)", s.Mode)
+	if s.Mode < SwitchIndependent || s.Mode > Lacp {
+		return fmt.Errorf("teaming mode %s is not supported", s.Mode)
 	}
 	if s.Algorithm == HyperVPort {
 		return fmt.Errorf("load-balancing algorithm %s is not supported yet (use dynamic, transport-ports, ip-addresses or mac-addresses)", s.Algorithm)

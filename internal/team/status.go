@@ -7,9 +7,14 @@ type LinkState struct {
 	Carrier bool   // the link has carrier (IFF_LOWER_UP)
 	Waiting bool   // carrier is back but the team's up-delay has not passed
 	Speed   uint64 // bit/s, 0 when unknown
+	// Unnegotiated marks a Lacp team's member that has carrier but is not
+	// Collecting_Distributing: no partner, or one in another aggregation.
+	Unnegotiated bool
 }
 
-func (l LinkState) usable() bool { return l.Present && l.AdminUp && l.Carrier && !l.Waiting }
+func (l LinkState) usable() bool {
+	return l.Present && l.AdminUp && l.Carrier && !l.Waiting && !l.Unnegotiated
+}
 
 func (l LinkState) failure() FailureReason {
 	switch {
@@ -21,6 +26,8 @@ func (l LinkState) failure() FailureReason {
 		return PhysicalMediaDisconnected
 	case l.Waiting:
 		return WaitingForStableConnectivity
+	case l.Unnegotiated:
+		return LacpNegotiationIssue
 	}
 	return NoFailure
 }
@@ -54,7 +61,8 @@ func (e *Evaluation) Carrying(name string) bool {
 
 // Evaluate derives member and team status. Active members carry traffic
 // while usable; the standby member carries only while some active member
-// cannot (Windows: a standby replaces a failed active member).
+// cannot (Windows: a standby replaces a failed active member). With fewer
+// carriers than s.MinLinks none carries and the team is Down.
 func Evaluate(s *Spec, states map[string]LinkState) Evaluation {
 	var e Evaluation
 	activeDown := false
@@ -79,6 +87,9 @@ func Evaluate(s *Spec, states map[string]LinkState) Evaluation {
 			e.Speed += st.Speed
 		}
 		e.Members = append(e.Members, v)
+	}
+	if len(e.Carriers) < s.MinLinks {
+		e.Carriers, e.Speed = nil, 0
 	}
 	switch {
 	case len(e.Carriers) == 0:

@@ -51,6 +51,8 @@ func TestValidate(t *testing.T) {
 	long.Name = "ThisNameIsTooLong"
 	lacp := spec("eth1")
 	lacp.Mode = Lacp
+	bogus := spec("eth1")
+	bogus.Mode = Mode(7)
 	cases := []struct {
 		spec *Spec
 		want string
@@ -66,7 +68,8 @@ func TestValidate(t *testing.T) {
 		{spec("eth1*"), "at least one must be active"},
 		{spec(), "no members"},
 		{spec("eth1", "eth1"), "listed twice"},
-		{lacp, "not supported yet"},
+		{lacp, ""},
+		{bogus, "not supported"},
 		{&Spec{Name: "eth2", Members: []MemberSpec{{Name: "eth1"}}}, "already the name of an interface"},
 		{&Spec{Name: "Team1", Members: []MemberSpec{{Name: "eth1"}}}, `team "Team1" already exists`},
 	}
@@ -129,6 +132,39 @@ func count(tb Table) map[uint32]int {
 	return c
 }
 
+func TestEvaluateLacpAndMinLinks(t *testing.T) {
+	up := LinkState{Present: true, AdminUp: true, Carrier: true, Speed: 10e9}
+	unneg := up
+	unneg.Unnegotiated = true
+	pulled := unneg
+	pulled.Carrier = false
+	s := &Spec{Name: "Team0", Mode: Lacp, Members: []MemberSpec{{Name: "a"}, {Name: "b"}, {Name: "c"}}}
+
+	e := Evaluate(s, map[string]LinkState{"a": up, "b": unneg, "c": pulled})
+	if e.Status != Degraded || strings.Join(e.Carriers, ",") != "a" || e.Speed != 10e9 {
+		t.Fatalf("one negotiated: %+v", e)
+	}
+	if m := e.Members[1]; m.Oper != OperFailed || m.Reason != LacpNegotiationIssue {
+		t.Errorf("carrier without partner: %+v", m)
+	}
+	if m := e.Members[2]; m.Reason != PhysicalMediaDisconnected {
+		t.Errorf("no carrier outranks LACP: %+v", m)
+	}
+
+	s.MinLinks = 2
+	e = Evaluate(s, map[string]LinkState{"a": up, "b": unneg, "c": up})
+	if e.Status != Degraded || len(e.Carriers) != 2 {
+		t.Fatalf("two of min 2: %+v", e)
+	}
+	e = Evaluate(s, map[string]LinkState{"a": up, "b": unneg, "c": pulled})
+	if e.Status != Down || len(e.Carriers) != 0 || e.Speed != 0 {
+		t.Fatalf("one of min 2: %+v", e)
+	}
+	if e.Members[0].Oper != OperActive {
+		t.Errorf("a usable member below min-links is still Active: %+v", e.Members[0])
+	}
+}
+
 func TestAssignEvenAndMinimal(t *testing.T) {
 	eq := func(ids ...uint32) []Weighted {
 		var w []Weighted
@@ -184,5 +220,32 @@ func TestAssignBySpeed(t *testing.T) {
 	tb = Assign(Table{}, []Weighted{{1, 10e9}, {2, 0}})
 	if c := count(tb); c[1] != 128 {
 		t.Errorf("unknown speed should fall back to equal shares: %v", c)
+	}
+}
+
+func TestLacpSpecRoundTrip(t *testing.T) {
+	in := Spec{Name: "Team0", Mode: Lacp, Members: []MemberSpec{{Name: "eth1"}}, MinLinks: 2,
+		Lacp: LacpSpec{Timer: LacpSlow, SystemPriority: 100, Key: 7, PortPriority: 9}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"lacp":{"timer":"Slow","systemPriority":100,"key":7,"portPriority":9},"minLinks":2`) {
+		t.Errorf("encoded %s", b)
+	}
+	var out Spec
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Lacp != in.Lacp || out.MinLinks != 2 || out.Mode != Lacp {
+		t.Errorf("round trip: %+v, want %+v", out, in)
+	}
+	// A spec without LACP settings stays without them, and takes the defaults.
+	b, _ = json.Marshal(Spec{Name: "Team1"})
+	if strings.Contains(string(b), "lacp") || strings.Contains(string(b), "minLinks") {
+		t.Errorf("encoded %s", b)
+	}
+	if d := (LacpSpec{}).WithDefaults(); d != (LacpSpec{Timer: LacpFast, SystemPriority: 65535, Key: 1, PortPriority: 255}) {
+		t.Errorf("defaults %+v", d)
 	}
 }
