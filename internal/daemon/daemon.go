@@ -491,6 +491,18 @@ func (d *Daemon) refreshMemberLocked(t *teamRT, name string, adopt bool) {
 
 // linkChanged handles one netlink notification.
 func (d *Daemon) linkChanged(l host.Link) {
+	// A notification says something changed; what is true is what the
+	// kernel says now. Notifications queued while a team was being built
+	// (a cable plugged during set-up) would otherwise replay a stale
+	// "no carrier" onto a member that has it, and move the team's MAC.
+	if !l.Deleted {
+		switch cur, err := host.Get(l.Name); {
+		case err == nil:
+			l = cur
+		case errors.Is(err, os.ErrNotExist):
+			l.Deleted = true
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, name := range d.order {
