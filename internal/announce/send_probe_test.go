@@ -11,37 +11,16 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/nicteam/nicteam/internal/nsdo"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
-
-// onNewThread runs fn on a fresh OS thread that is thrown away afterwards
-// (the goroutine exits while locked), so that a namespace switch or a
-// capability drop inside fn never leaks to other goroutines.
-func onNewThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		errc <- fn()
-	}()
-	return <-errc
-}
-
-func inNetns(ns netns.NsHandle, fn func() error) error {
-	return onNewThread(func() error {
-		if err := netns.Set(ns); err != nil {
-			return fmt.Errorf("enter netns: %w", err)
-		}
-		return fn()
-	})
-}
 
 // testLink is a veth pair a/b in a fresh named network namespace, removed
 // in Cleanup; b has 10.99.0.2/24 and fd99::2/64.
@@ -58,7 +37,7 @@ func newTestLink(t *testing.T) *testLink {
 	}
 	name := fmt.Sprintf("ntan-%d-%08x", os.Getpid(), rand.Uint32())
 	var ns netns.NsHandle
-	if err := onNewThread(func() (err error) { ns, err = netns.NewNamed(name); return err }); err != nil {
+	if err := nsdo.OnNewThread(func() (err error) { ns, err = netns.NewNamed(name); return err }); err != nil {
 		t.Fatalf("create netns %s: %v", name, err)
 	}
 	t.Cleanup(func() {
@@ -118,7 +97,7 @@ func newTestLink(t *testing.T) *testLink {
 	// b joins fd99::2's solicited-node group from a workqueue shortly
 	// after the address appears; solicitations sent before are not
 	// received.
-	if err := inNetns(ns, func() error {
+	if err := nsdo.Do(ns, func() error {
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 			groups, err := os.ReadFile("/proc/thread-self/net/igmp6")
 			if err != nil {
@@ -178,7 +157,7 @@ func TestSendUpdatesNeighbours(t *testing.T) {
 
 	// Capture on b what arrives from a.
 	var capture *socket
-	if err := inNetns(tl.ns, func() (err error) {
+	if err := nsdo.Do(tl.ns, func() (err error) {
 		capture, err = openSocket(tl.b.Attrs().Index, []bpf.Instruction{bpf.RetConstant{Val: 1 << 16}})
 		return err
 	}); err != nil {
@@ -187,7 +166,7 @@ func TestSendUpdatesNeighbours(t *testing.T) {
 	defer capture.close()
 
 	a := Announcement{MAC: macM, Addrs: []netip.Addr{v4, v6}, Endpoints: []net.HardwareAddr{endpoint}}
-	if err := inNetns(tl.ns, func() error { return Send(tl.a.Attrs().Index, a) }); err != nil {
+	if err := nsdo.Do(tl.ns, func() error { return Send(tl.a.Attrs().Index, a) }); err != nil {
 		t.Fatal(err)
 	}
 
@@ -234,7 +213,7 @@ func TestProbe(t *testing.T) {
 	a := netip.MustParseAddr
 	srcs := []netip.Addr{a("10.99.0.1"), a("fd99::1")}
 	probe := func(ctx context.Context, timeout time.Duration, targets ...netip.Addr) (answered []netip.Addr, elapsed time.Duration, err error) {
-		err = inNetns(tl.ns, func() error {
+		err = nsdo.Do(tl.ns, func() error {
 			start := time.Now()
 			// macM is not a's own MAC, as the team MAC on a member
 			// that is not its owner.
@@ -290,7 +269,7 @@ func TestProbe(t *testing.T) {
 func TestPermission(t *testing.T) {
 	tl := newTestLink(t)
 	ip := netip.MustParseAddr("10.99.0.1")
-	err := inNetns(tl.ns, func() error {
+	err := nsdo.Do(tl.ns, func() error {
 		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 		var caps [2]unix.CapUserData
 		if err := unix.Capget(&hdr, &caps[0]); err != nil {

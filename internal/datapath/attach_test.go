@@ -10,6 +10,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/nicteam/nicteam/internal/nsdo"
 	"github.com/vishvananda/netns"
 )
 
@@ -17,7 +18,7 @@ import (
 func attachedLinks(t *testing.T, ns netns.NsHandle, ifindex int, attach ebpf.AttachType) []link.ID {
 	t.Helper()
 	var ids []link.ID
-	err := inNetns(ns, func() error {
+	err := nsdo.Do(ns, func() error {
 		res, err := link.QueryPrograms(link.QueryOptions{Target: ifindex, Attach: attach})
 		if err != nil {
 			return err
@@ -53,7 +54,7 @@ func TestCreateOpenDestroy(t *testing.T) {
 	cfg := Config{TeamIfindex: team.Attrs().Index, TeamMAC: team.Attrs().HardwareAddr, Hash: HashIPAddresses, Primary: m1.Attrs().Index}
 
 	var tm *Team
-	if err := inNetns(ns, func() (err error) {
+	if err := nsdo.Do(ns, func() (err error) {
 		if tm, err = Create(dir, cfg); err != nil {
 			return err
 		}
@@ -74,7 +75,7 @@ func TestCreateOpenDestroy(t *testing.T) {
 	if err := tm.SetMemberFlags(m1.Attrs().Index, MemberTxOwnMAC); err != nil {
 		t.Fatal(err)
 	}
-	if err := inNetns(ns, func() error { return tm.AttachMember(m1.Attrs().Index, macC) }); err != nil {
+	if err := nsdo.Do(ns, func() error { return tm.AttachMember(m1.Attrs().Index, macC) }); err != nil {
 		t.Fatal(err)
 	}
 	var m teamMember
@@ -86,7 +87,7 @@ func TestCreateOpenDestroy(t *testing.T) {
 	}
 
 	// A second Create on the same dir must not clobber the team.
-	if err := inNetns(ns, func() error { _, err := Create(dir, cfg); return err }); !errors.Is(err, os.ErrExist) {
+	if err := nsdo.Do(ns, func() error { _, err := Create(dir, cfg); return err }); !errors.Is(err, os.ErrExist) {
 		t.Errorf("second Create: %v, want os.ErrExist", err)
 	}
 
@@ -177,7 +178,7 @@ func TestCreateUndoesOnError(t *testing.T) {
 	ns, _, _ := testNetns(t)
 	root := testBPFFS(t)
 	dir := filepath.Join(root, "a", "b")
-	err := inNetns(ns, func() error {
+	err := nsdo.Do(ns, func() error {
 		_, err := Create(dir, Config{TeamIfindex: 4000, TeamMAC: macA}) // no such interface
 		return err
 	})
@@ -200,7 +201,7 @@ func TestRemoveHalfBuilt(t *testing.T) {
 	team := addVeth(t, h, "tm0", "tm0p", 0, nil)
 	m1 := addVeth(t, h, "m1", "m1p", 0, nil)
 	dir := filepath.Join(testBPFFS(t), "tm0")
-	if err := inNetns(ns, func() error {
+	if err := nsdo.Do(ns, func() error {
 		tm, err := Create(dir, Config{TeamIfindex: team.Attrs().Index, TeamMAC: team.Attrs().HardwareAddr})
 		if err != nil {
 			return err
@@ -248,7 +249,7 @@ func TestMemberInterfaceRecreated(t *testing.T) {
 	m1 := addVeth(t, h, "m1", "m1p", idx, nil)
 	dir := filepath.Join(testBPFFS(t), "tm0")
 	var tm *Team
-	if err := inNetns(ns, func() (err error) {
+	if err := nsdo.Do(ns, func() (err error) {
 		if tm, err = Create(dir, Config{TeamIfindex: team.Attrs().Index, TeamMAC: team.Attrs().HardwareAddr}); err != nil {
 			return err
 		}
@@ -267,7 +268,7 @@ func TestMemberInterfaceRecreated(t *testing.T) {
 	if got := attachedLinks(t, ns, idx, ebpf.AttachTCXIngress); len(got) != 0 {
 		t.Fatalf("new m1 born with links %v", got)
 	}
-	if err := inNetns(ns, func() error { return tm.AttachMember(idx, m1.Attrs().HardwareAddr) }); err != nil {
+	if err := nsdo.Do(ns, func() error { return tm.AttachMember(idx, m1.Attrs().HardwareAddr) }); err != nil {
 		t.Fatal(err)
 	}
 	if got := attachedLinks(t, ns, idx, ebpf.AttachTCXIngress); !slices.Equal(got, []link.ID{linkID(t, tm.members[idx])}) {

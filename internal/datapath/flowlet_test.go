@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/nicteam/nicteam/internal/nsdo"
 	"github.com/nicteam/nicteam/internal/seqstream"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -249,7 +250,7 @@ func flowletStream(t *testing.T, gap time.Duration, bursts int) (seqstream.Repor
 	}
 	// 50 Mbit/s: a burst's half on m2 takes about 2 ms to drain.
 	var tcOut []byte
-	if err := inNetns(nsA, func() (err error) {
+	if err := nsdo.Do(nsA, func() (err error) {
 		tcOut, err = exec.Command("tc", "qdisc", "add", "dev", "m2", "root", "tbf", "rate", "50mbit", "burst", "1600", "limit", "1000000").CombinedOutput()
 		return err
 	}); err != nil {
@@ -268,7 +269,7 @@ func flowletStream(t *testing.T, gap time.Duration, bursts int) (seqstream.Repor
 	}
 	dir := filepath.Join(testBPFFS(t), "tm0")
 	var tm *Team
-	if err := inNetns(nsA, func() (err error) {
+	if err := nsdo.Do(nsA, func() (err error) {
 		cfg := Config{TeamIfindex: team.Attrs().Index, TeamMAC: team.Attrs().HardwareAddr, Primary: m1.Attrs().Index, Flowlet: gap}
 		if tm, err = Create(dir, cfg); err != nil {
 			return err
@@ -292,14 +293,14 @@ func flowletStream(t *testing.T, gap time.Duration, bursts int) (seqstream.Repor
 	})
 
 	var rx, tx *net.UDPConn
-	if err := inNetns(nsB, func() (err error) {
+	if err := nsdo.Do(nsB, func() (err error) {
 		rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("10.99.0.2")})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	defer rx.Close()
-	if err := inNetns(nsA, func() (err error) {
+	if err := nsdo.Do(nsA, func() (err error) {
 		tx, err = net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
 		return err
 	}); err != nil {

@@ -5,36 +5,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
+	"github.com/nicteam/nicteam/internal/nsdo"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
-
-// onNewThread runs fn on a fresh OS thread that is thrown away afterwards
-// (the goroutine exits while locked), so a namespace switch inside fn can
-// never leak to other goroutines.
-func onNewThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		errc <- fn()
-	}()
-	return <-errc
-}
-
-// inNetns runs fn in network namespace ns. tcx attach and prog queries take
-// an ifindex, which is only meaningful in the caller's namespace.
-func inNetns(ns netns.NsHandle, fn func() error) error {
-	return onNewThread(func() error {
-		if err := netns.Set(ns); err != nil {
-			return fmt.Errorf("enter netns: %w", err)
-		}
-		return fn()
-	})
-}
 
 // testNetns creates a named network namespace and a netlink handle in it,
 // both removed in Cleanup, failed test or not.
@@ -42,7 +19,7 @@ func testNetns(t *testing.T) (netns.NsHandle, string, *netlink.Handle) {
 	t.Helper()
 	name := fmt.Sprintf("ntdp-%d-%08x", os.Getpid(), rand.Uint32())
 	var ns netns.NsHandle
-	if err := onNewThread(func() (err error) { ns, err = netns.NewNamed(name); return err }); err != nil {
+	if err := nsdo.OnNewThread(func() (err error) { ns, err = netns.NewNamed(name); return err }); err != nil {
 		t.Fatalf("create netns %s: %v", name, err)
 	}
 	t.Cleanup(func() {

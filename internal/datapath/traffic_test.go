@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nicteam/nicteam/internal/nsdo"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -32,7 +33,7 @@ func TestTraffic(t *testing.T) {
 
 	dir := filepath.Join(testBPFFS(t), "tm0")
 	var tm *Team
-	if err := inNetns(nsA, func() (err error) {
+	if err := nsdo.Do(nsA, func() (err error) {
 		cfg := Config{TeamIfindex: team.Attrs().Index, TeamMAC: team.Attrs().HardwareAddr, Hash: HashTransportPorts, Primary: m1.Attrs().Index}
 		if tm, err = Create(dir, cfg); err != nil {
 			return err
@@ -53,7 +54,7 @@ func TestTraffic(t *testing.T) {
 	})
 
 	pingFrom := func(ns netns.NsHandle, to string) error {
-		return inNetns(ns, func() error {
+		return nsdo.Do(ns, func() error {
 			out, err := exec.Command(ping, "-c", "3", "-i", "0.2", "-W", "1", to).CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("ping: %w\n%s", err, out)
@@ -63,7 +64,7 @@ func TestTraffic(t *testing.T) {
 	}
 
 	// No member in the buckets: everything the team sends is dropped.
-	if err := inNetns(nsA, func() error {
+	if err := nsdo.Do(nsA, func() error {
 		return exec.Command(ping, "-c", "1", "-W", "1", "10.99.0.2").Run()
 	}); err == nil {
 		t.Fatal("ping worked with an empty bucket table")
@@ -241,7 +242,7 @@ func bridgedTeam(t *testing.T) (nsA, nsB netns.NsHandle, hA, hB *netlink.Handle,
 // in listen (addr picks its address) and returns how long it took.
 func tcpTransfer(listen, dial netns.NsHandle, addr string, size int64) (time.Duration, error) {
 	var ln net.Listener
-	if err := inNetns(listen, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+	if err := nsdo.Do(listen, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
 		return 0, err
 	}
 	defer ln.Close()
@@ -261,7 +262,7 @@ func tcpTransfer(listen, dial netns.NsHandle, addr string, size int64) (time.Dur
 		received <- err
 	}()
 	var c net.Conn
-	if err := inNetns(dial, func() (err error) { c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second); return err }); err != nil {
+	if err := nsdo.Do(dial, func() (err error) { c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second); return err }); err != nil {
 		return 0, err
 	}
 	start := time.Now()
