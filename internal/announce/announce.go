@@ -21,9 +21,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"syscall"
 	"time"
 
+	"github.com/nicteam/nicteam/internal/packet"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -61,9 +61,9 @@ func Send(ifindex int, a Announcement) error {
 	if err != nil {
 		return fmt.Errorf("send announcement on ifindex %d: %w", ifindex, err)
 	}
-	defer c.close()
+	defer closeSoon(c)
 	for _, f := range frames {
-		if err := c.send(f); err != nil {
+		if err := c.Send(f); err != nil {
 			return fmt.Errorf("send announcement on ifindex %d: %w", ifindex, err)
 		}
 	}
@@ -120,18 +120,18 @@ func Probe(ctx context.Context, ifindex int, mac net.HardwareAddr, srcs []netip.
 	if err != nil {
 		return nil, fmt.Errorf("probe on ifindex %d: %w", ifindex, err)
 	}
-	defer c.close()
+	defer closeSoon(c)
 
-	if err := c.f.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, fmt.Errorf("probe on ifindex %d: %w", ifindex, err)
 	}
 	// The end of ctx interrupts the blocked read the same way; ctx.Err is
 	// set by then, which tells the two apart.
-	stop := context.AfterFunc(ctx, func() { _ = c.f.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	for _, r := range requests {
-		if err := c.send(r); err != nil {
+		if err := c.Send(r); err != nil {
 			return nil, fmt.Errorf("probe on ifindex %d: %w", ifindex, err)
 		}
 	}
@@ -139,7 +139,7 @@ func Probe(ctx context.Context, ifindex int, mac net.HardwareAddr, srcs []netip.
 	heard := map[netip.Addr]bool{}
 	buf := make([]byte, replySnapLen)
 	for len(heard) < len(pending) {
-		n, err := c.recv(buf)
+		n, err := c.Recv(buf)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("probe on ifindex %d: %w", ifindex, err)
@@ -229,104 +229,18 @@ func replyFilter(mac net.HardwareAddr) []bpf.Instruction {
 	}
 }
 
-// socket is a non-blocking AF_PACKET socket run by the runtime poller, so
-// that reads honour deadlines.
-type socket struct {
-	f       *os.File
-	rc      syscall.RawConn
-	ifindex int
-}
-
-// openSocket opens a raw packet socket for sending out of ifindex. With a
+// openSocket opens a packet socket for sending out of ifindex. With a
 // filter it also receives, from ifindex only, what the filter passes, and
 // never the frames it sends itself.
-func openSocket(ifindex int, filter []bpf.Instruction) (*socket, error) {
-	if ifindex <= 0 {
-		return nil, fmt.Errorf("invalid ifindex %d", ifindex)
+func openSocket(ifindex int, filter []bpf.Instruction) (*packet.Conn, error) {
+	if filter == nil {
+		return packet.Listen(ifindex, packet.Config{})
 	}
-	// Protocol 0: the socket receives nothing until bound with one, so no
-	// unfiltered frame of another interface can queue up before the filter
-	// is in place.
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		return nil, os.NewSyscallError("socket", err) // EPERM without CAP_NET_RAW: errors.Is os.ErrPermission
-	}
-	if filter != nil {
-		if err := listen(fd, ifindex, filter); err != nil {
-			unix.Close(fd)
-			return nil, err
-		}
-	}
-	f := os.NewFile(uintptr(fd), "packet")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &socket{f: f, rc: rc, ifindex: ifindex}, nil
+	return packet.Listen(ifindex, packet.Config{Protocol: unix.ETH_P_ALL, Filter: filter, IgnoreOutgoing: true})
 }
 
-func listen(fd, ifindex int, filter []bpf.Instruction) error {
-	raw, err := bpf.Assemble(filter)
-	if err != nil {
-		return fmt.Errorf("assemble filter: %w", err)
-	}
-	insns := make([]unix.SockFilter, len(raw))
-	for i, r := range raw {
-		insns[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
-	prog := unix.SockFprog{Len: uint16(len(insns)), Filter: &insns[0]}
-	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
-		return os.NewSyscallError("setsockopt SO_ATTACH_FILTER", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
-		return os.NewSyscallError("setsockopt PACKET_IGNORE_OUTGOING", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}); err != nil {
-		return os.NewSyscallError("bind", err)
-	}
-	return nil
-}
-
-// send transmits one whole Ethernet frame out of the socket's interface.
-func (s *socket) send(frame []byte) error {
-	// The EtherType becomes skb->protocol, which drivers' offloads and tc
-	// look at.
-	to := &unix.SockaddrLinklayer{Protocol: htons(binary.BigEndian.Uint16(frame[12:])), Ifindex: s.ifindex}
-	var err error
-	werr := s.rc.Write(func(fd uintptr) bool {
-		err = unix.Sendto(int(fd), frame, 0, to)
-		return err != unix.EAGAIN
-	})
-	if werr != nil {
-		return werr
-	}
-	return os.NewSyscallError("sendto", err)
-}
-
-// recv reads one frame, truncated to len(buf); it fails with
-// os.ErrDeadlineExceeded once the read deadline passes.
-func (s *socket) recv(buf []byte) (int, error) {
-	var n int
-	var err error
-	rerr := s.rc.Read(func(fd uintptr) bool {
-		n, _, err = unix.Recvfrom(int(fd), buf, 0)
-		return err != unix.EAGAIN
-	})
-	if rerr != nil {
-		return 0, rerr
-	}
-	return n, os.NewSyscallError("recvfrom", err)
-}
-
-// close releases the socket in the background: the kernel's packet_release
-// waits for an RCU grace period (synchronize_net), milliseconds that must
-// not stand between an announcement and what the caller does next.
-func (s *socket) close() { go s.f.Close() }
-
-// htons puts v in network byte order, as sockaddr_ll and socket(2) want it.
-func htons(v uint16) uint16 {
-	var b [2]byte
-	binary.BigEndian.PutUint16(b[:], v)
-	return binary.NativeEndian.Uint16(b[:])
-}
+// closeSoon releases a socket in the background: the kernel's
+// packet_release waits for an RCU grace period (synchronize_net),
+// milliseconds that must not stand between an announcement and what the
+// caller does next.
+func closeSoon(c *packet.Conn) { go c.Close() }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nicteam/nicteam/internal/nsdo"
+	"github.com/nicteam/nicteam/internal/packet"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/net/bpf"
@@ -156,14 +157,14 @@ func TestSendUpdatesNeighbours(t *testing.T) {
 	}
 
 	// Capture on b what arrives from a.
-	var capture *socket
+	var capture *packet.Conn
 	if err := nsdo.Do(tl.ns, func() (err error) {
 		capture, err = openSocket(tl.b.Attrs().Index, []bpf.Instruction{bpf.RetConstant{Val: 1 << 16}})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	defer capture.close()
+	defer capture.Close()
 
 	a := Announcement{MAC: macM, Addrs: []netip.Addr{v4, v6}, Endpoints: []net.HardwareAddr{endpoint}}
 	if err := nsdo.Do(tl.ns, func() error { return Send(tl.a.Attrs().Index, a) }); err != nil {
@@ -171,12 +172,12 @@ func TestSendUpdatesNeighbours(t *testing.T) {
 	}
 
 	want := [][]byte{GratuitousARP(macM, v4), UnsolicitedNA(macM, v6), RARP(endpoint)}
-	if err := capture.f.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
+	if err := capture.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 1<<16)
 	for len(want) > 0 {
-		n, err := capture.recv(buf)
+		n, err := capture.Recv(buf)
 		if err != nil {
 			t.Fatalf("frames not seen on b: %v\n%s", err, hexFrames(want))
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nicteam/nicteam/internal/api"
 	"github.com/nicteam/nicteam/internal/lacp"
+	"github.com/nicteam/nicteam/internal/packet"
 	"github.com/nicteam/nicteam/internal/team"
 )
 
@@ -21,8 +22,8 @@ const lacpTick = 100 * time.Millisecond
 type lacpRT struct {
 	sys   *lacp.System
 	cfg   lacp.Config
-	socks map[string]*slowSocket // by member, while it has an ifindex
-	stop  context.CancelFunc     // ends the ticker
+	socks map[string]*packet.Conn // by member, while it has an ifindex
+	stop  context.CancelFunc      // ends the ticker
 }
 
 func lacpConfig(t *teamRT) lacp.Config {
@@ -49,10 +50,10 @@ func (d *Daemon) syncLACPLocked(t *teamRT) {
 	now := time.Now()
 	l := t.lacp
 	if l == nil {
-		l = &lacpRT{cfg: lacpConfig(t), socks: map[string]*slowSocket{}}
+		l = &lacpRT{cfg: lacpConfig(t), socks: map[string]*packet.Conn{}}
 		l.sys = lacp.New(l.cfg, func(member string, frame []byte) {
 			if s := l.socks[member]; s != nil {
-				if err := s.send(frame); err != nil {
+				if err := s.Send(frame); err != nil {
 					d.log.Debug("send LACPDU", "team", t.rec.Spec.Name, "member", member, "err", err)
 				}
 			}
@@ -67,7 +68,7 @@ func (d *Daemon) syncLACPLocked(t *teamRT) {
 		l.sys.SetConfig(now, cfg)
 	}
 	for member, s := range l.socks {
-		if _, ok := t.rec.Spec.Member(member); !ok || t.ifindex[member] != s.ifindex {
+		if _, ok := t.rec.Spec.Member(member); !ok || t.ifindex[member] != s.Ifindex() {
 			d.closePortLocked(t, member)
 		}
 	}
@@ -90,7 +91,7 @@ func (d *Daemon) syncLACPLocked(t *teamRT) {
 				add = l.sys.ResumePort
 			}
 			if err := add(now, m.Name, t.macs[m.Name], uint16(idx)); err != nil {
-				s.close()
+				s.Close()
 				d.log.Error("add LACP port", "team", t.rec.Spec.Name, "member", m.Name, "err", err)
 				continue
 			}
@@ -117,7 +118,7 @@ func holders(t *teamRT) map[string]bool {
 // closePortLocked takes a member out of the machines and closes its socket.
 func (d *Daemon) closePortLocked(t *teamRT, member string) {
 	if s := t.lacp.socks[member]; s != nil {
-		s.close()
+		s.Close()
 	}
 	delete(t.lacp.socks, member)
 	t.lacp.sys.RemovePort(time.Now(), member)
@@ -130,7 +131,7 @@ func (d *Daemon) stopLACPLocked(t *teamRT) {
 	}
 	t.lacp.stop()
 	for _, s := range t.lacp.socks {
-		s.close()
+		s.Close()
 	}
 	t.lacp = nil
 }
@@ -176,10 +177,10 @@ func (d *Daemon) tickLACP(ctx context.Context, teamName string, l *lacpRT) {
 // readLACP feeds the LACPDUs received on one member to the machines until
 // its socket is no longer the member's (it is closed then, which ends a
 // blocked read).
-func (d *Daemon) readLACP(teamName string, l *lacpRT, member string, s *slowSocket) {
+func (d *Daemon) readLACP(teamName string, l *lacpRT, member string, s *packet.Conn) {
 	buf := make([]byte, 1514)
 	for {
-		n, err := s.recv(buf)
+		n, err := s.Recv(buf)
 		d.mu.Lock()
 		t := d.teams[teamName]
 		live := t != nil && t.lacp == l && l.socks[member] == s
