@@ -82,8 +82,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := &command{ctx: ctx, client: api.NewClient(*socket), out: stdout}
 	err := c.dispatch(rest[0], rest[1:])
 	var ue usageError
+	var he helpError
 	switch {
 	case err == nil:
+		return 0
+	case errors.As(err, &he):
+		he.print(stdout)
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		fmt.Fprint(stdout, usage)
@@ -102,6 +106,32 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// helpError is a command's --help: it prints that command's lines of the
+// usage and its options. It matches flag.ErrHelp.
+type helpError struct{ fs *flag.FlagSet }
+
+func (e helpError) Error() string { return flag.ErrHelp.Error() }
+func (e helpError) Unwrap() error { return flag.ErrHelp }
+
+func (e helpError) print(w io.Writer) {
+	fmt.Fprintln(w, "usage: nicteam [--socket PATH]")
+	in := false
+	for _, line := range strings.Split(usage, "\n") {
+		switch {
+		case strings.HasPrefix(line, "  "+e.fs.Name()+" ") || line == "  "+e.fs.Name():
+			in = true
+		case !strings.HasPrefix(line, "      "):
+			in = false
+		}
+		if in {
+			fmt.Fprintln(w, line)
+		}
+	}
+	fmt.Fprintln(w, "\noptions:")
+	e.fs.SetOutput(w)
+	e.fs.PrintDefaults()
 }
 
 // usageError is a malformed command line (exit code 2).
@@ -126,7 +156,7 @@ func parse(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, error
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, helpError{fs}
 			}
 			return nil, usagef("%v", err)
 		}

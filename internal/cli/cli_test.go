@@ -90,3 +90,20 @@ func TestLacpList(t *testing.T) {
 		}
 	}
 }
+
+func TestCommandHelp(t *testing.T) {
+	for args, want := range map[string]string{
+		"new --help":        "-members string",
+		"member add --help": "-standby",
+		"stats -h":          "-interval duration",
+	} {
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), strings.Fields(args), &out, &errb)
+		if code != 0 || !strings.Contains(out.String(), "options:") || !strings.Contains(out.String(), want) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+		}
+		if first := strings.SplitN(out.String(), "\n", 3); len(first) < 2 || !strings.HasPrefix(first[1], "  "+strings.Fields(args)[0]) {
+			t.Errorf("%s: help should start with the command's synopsis:\n%s", args, out.String())
+		}
+	}
+}
