@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/nicteam/nicteam/internal/api"
@@ -266,13 +267,16 @@ func lacpFlags(fs *flag.FlagSet) func() api.LacpSettings {
 	fs.IntVar(&l.LacpSystemPriority, "lacp-system-priority", 0, "LACP system priority (1-65535)")
 	fs.IntVar(&l.LacpKey, "lacp-key", 0, "LACP key (1-65535)")
 	fs.IntVar(&l.LacpPortPriority, "lacp-port-priority", 0, "LACP port priority of every member (1-65535)")
-	minLinks := fs.Int("min-links", -1, "fewest carrying members for the team to be up")
-	return func() api.LacpSettings {
-		if *minLinks >= 0 {
-			l.MinLinks = minLinks
+	// A Func flag tells "not given" (keep as is) from any number given.
+	fs.Func("min-links", "fewest carrying members for the team to be up (`N`; 0: no minimum)", func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("want a whole number, got %q", v)
 		}
-		return l
-	}
+		l.MinLinks = &n
+		return nil
+	})
+	return func() api.LacpSettings { return l }
 }
 
 func splitList(s string) []string {
