@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nicteam/nicteam/internal/nsdo"
+	"github.com/nicteam/nicteam/internal/nsdo/nstest"
 	"github.com/nicteam/nicteam/internal/packet"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -36,23 +36,7 @@ func newTestLink(t *testing.T) *testLink {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creating network namespaces and AF_PACKET sockets requires CAP_SYS_ADMIN and CAP_NET_RAW")
 	}
-	name := fmt.Sprintf("ntan-%d-%08x", os.Getpid(), rand.Uint32())
-	var ns netns.NsHandle
-	if err := nsdo.OnNewThread(func() (err error) { ns, err = netns.NewNamed(name); return err }); err != nil {
-		t.Fatalf("create netns %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		_ = ns.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("delete netns %s: %v", name, err)
-		}
-	})
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-
+	ns, _, h := nstest.New(t, "ntan")
 	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "a"}, PeerName: "b"}); err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +46,7 @@ func newTestLink(t *testing.T) *testLink {
 		if l == &tl.b {
 			name = "b"
 		}
+		var err error
 		if *l, err = h.LinkByName(name); err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -267,30 +266,7 @@ func flowletStream(t *testing.T, gap time.Duration, bursts int) (seqstream.Repor
 		tables[0][i] = uint32([]int{m1.Attrs().Index, m2.Attrs().Index}[i%2])
 		tables[1][i] = uint32([]int{m2.Attrs().Index, m1.Attrs().Index}[i%2])
 	}
-	dir := filepath.Join(testBPFFS(t), "tm0")
-	var tm *Team
-	if err := nsdo.Do(nsA, func() (err error) {
-		cfg := Config{TeamIfindex: team.Attrs().Index, TeamMAC: team.Attrs().HardwareAddr, Primary: m1.Attrs().Index, Flowlet: gap}
-		if tm, err = Create(dir, cfg); err != nil {
-			return err
-		}
-		if err := tm.SetBuckets(tables[0]); err != nil {
-			return err
-		}
-		for _, m := range []netlink.Link{m1, m2} {
-			if err := tm.AttachMember(m.Attrs().Index, m.Attrs().HardwareAddr); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := tm.Destroy(); err != nil {
-			t.Error(err)
-		}
-	})
+	tm := attachedTeam(t, nsA, Config{TeamIfindex: team.Attrs().Index, TeamMAC: team.Attrs().HardwareAddr, Primary: m1.Attrs().Index, Flowlet: gap}, &tables[0], m1, m2)
 
 	var rx, tx *net.UDPConn
 	if err := nsdo.Do(nsB, func() (err error) {

@@ -1,39 +1,19 @@
 package datapath
 
 import (
-	"fmt"
-	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/nicteam/nicteam/internal/nsdo"
+	"github.com/nicteam/nicteam/internal/nsdo/nstest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// testNetns creates a named network namespace and a netlink handle in it,
-// both removed in Cleanup, failed test or not.
+// testNetns is a network namespace of the test's own, removed in Cleanup.
 func testNetns(t *testing.T) (netns.NsHandle, string, *netlink.Handle) {
 	t.Helper()
-	name := fmt.Sprintf("ntdp-%d-%08x", os.Getpid(), rand.Uint32())
-	var ns netns.NsHandle
-	if err := nsdo.OnNewThread(func() (err error) { ns, err = netns.NewNamed(name); return err }); err != nil {
-		t.Fatalf("create netns %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		_ = ns.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("delete netns %s: %v", name, err)
-		}
-	})
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	return ns, name, h
+	return nstest.New(t, "ntdp")
 }
 
 // addVeth creates a veth pair in h's namespace, the peer optionally moved to

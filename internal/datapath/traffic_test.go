@@ -31,27 +31,7 @@ func TestTraffic(t *testing.T) {
 	}
 	nsA, nsB, hA, hB, team, m1, m2 := bridgedTeam(t)
 
-	dir := filepath.Join(testBPFFS(t), "tm0")
-	var tm *Team
-	if err := nsdo.Do(nsA, func() (err error) {
-		cfg := Config{TeamIfindex: team.Attrs().Index, TeamMAC: team.Attrs().HardwareAddr, Hash: HashTransportPorts, Primary: m1.Attrs().Index}
-		if tm, err = Create(dir, cfg); err != nil {
-			return err
-		}
-		for _, m := range []netlink.Link{m1, m2} {
-			if err := tm.AttachMember(m.Attrs().Index, m.Attrs().HardwareAddr); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := tm.Destroy(); err != nil {
-			t.Error(err)
-		}
-	})
+	tm := attachedTeam(t, nsA, Config{TeamIfindex: team.Attrs().Index, TeamMAC: team.Attrs().HardwareAddr, Hash: HashTransportPorts, Primary: m1.Attrs().Index}, nil, m1, m2)
 
 	pingFrom := func(ns netns.NsHandle, to string) error {
 		return nsdo.Do(ns, func() error {
@@ -312,4 +292,37 @@ func addAddr(t *testing.T, h *netlink.Handle, dev, cidr string) {
 	if err := h.AddrAdd(l, addr); err != nil {
 		t.Fatalf("add %s to %s: %v", cidr, dev, err)
 	}
+}
+
+// attachedTeam creates a datapath in ns (pinned on a test bpffs) with
+// buckets, if given, written before members are attached, attaches members
+// and destroys it all in Cleanup.
+func attachedTeam(t *testing.T, ns netns.NsHandle, cfg Config, buckets *[NumBuckets]uint32, members ...netlink.Link) *Team {
+	t.Helper()
+	dir := filepath.Join(testBPFFS(t), "tm0")
+	var tm *Team
+	if err := nsdo.Do(ns, func() (err error) {
+		if tm, err = Create(dir, cfg); err != nil {
+			return err
+		}
+		if buckets != nil {
+			if err := tm.SetBuckets(*buckets); err != nil {
+				return err
+			}
+		}
+		for _, m := range members {
+			if err := tm.AttachMember(m.Attrs().Index, m.Attrs().HardwareAddr); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tm.Destroy(); err != nil {
+			t.Error(err)
+		}
+	})
+	return tm
 }
