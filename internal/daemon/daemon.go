@@ -491,6 +491,11 @@ func (d *Daemon) refreshMemberLocked(t *teamRT, name string, adopt bool) {
 
 // linkChanged handles one netlink notification.
 func (d *Daemon) linkChanged(l host.Link) {
+	// Most notifications are about interfaces no team holds (containers'
+	// veths, the team NICs themselves): they cost no syscall.
+	if !d.isMember(l.Name) {
+		return
+	}
 	// A notification says something changed; what is true is what the
 	// kernel says now. Notifications queued while a team was being built
 	// (a cable plugged during set-up) would otherwise replay a stale
@@ -513,6 +518,18 @@ func (d *Daemon) linkChanged(l host.Link) {
 		d.memberChangedLocked(t, l)
 		return
 	}
+}
+
+// isMember reports whether some team declares the interface a member.
+func (d *Daemon) isMember(name string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, t := range d.teams {
+		if _, ok := t.rec.Spec.Member(name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Daemon) memberChangedLocked(t *teamRT, l host.Link) {
