@@ -25,8 +25,10 @@
 // member it is on has left the bucket table. Rewriting the bucket table then
 // moves flows without reordering them.
 //
-// With Hash HashSourceMAC, SetAffinity pins a source MAC behind the team to
-// a member (HyperVPort); MACs without a pin follow their bucket.
+// SetAffinity pins a source MAC behind the team to a member: with Hash
+// HashSourceMAC (HyperVPort) all its frames leave there, with
+// Config.PortAffinity (Dynamic) its broadcast and neighbour discovery. MACs
+// without a pin follow their bucket.
 package datapath
 
 import (
@@ -74,6 +76,15 @@ type Config struct {
 	// flooded frame once, on one port of the aggregate. Primary is then
 	// ignored, and ARP and ND follow their bucket.
 	BroadcastAll bool
+	// PortAffinity treats the source MACs pinned with SetAffinity as ports
+	// behind the team (HyperVPort, Dynamic), when switch independent: their
+	// broadcast, multicast, ARP and ND leave through their member, and so
+	// do all their frames under Hash HashSourceMAC; their frames hashed to
+	// another member carry that member's MAC; and copies of their
+	// broadcast and multicast that the switch floods back in are dropped.
+	// Under Hash HashSourceMAC, the team's own frames all leave through
+	// Primary.
+	PortAffinity bool
 	// Flowlet is the idle gap after which a flow follows its bucket to a
 	// new member; 0 turns flowlets off, and every frame follows its bucket
 	// at once. It must exceed the largest difference in delay between the
@@ -124,7 +135,11 @@ const (
 // of the bucket table moves its flows and MACs at once, with no other call.
 const memberInTable MemberFlags = 4
 
-const cfgBroadcastAll = 1 // conf.flags in bpf/team.c
+// conf.flags in bpf/team.c
+const (
+	cfgBroadcastAll = 1
+	cfgPortAffinity = 2
+)
 
 // Pin names inside a team's directory.
 const (
@@ -287,6 +302,9 @@ func (t *Team) writeConfig(cfg Config) error {
 	if cfg.BroadcastAll {
 		c.Flags |= cfgBroadcastAll
 	}
+	if cfg.PortAffinity {
+		c.Flags |= cfgPortAffinity
+	}
 	copy(c.TeamMac[:], cfg.TeamMAC)
 	if err := t.maps.Config.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("write config map: %w", err)
@@ -306,6 +324,7 @@ func (t *Team) Config() (Config, error) {
 		Hash:         HashPolicy(c.Hash),
 		Primary:      int(c.Primary),
 		BroadcastAll: c.Flags&cfgBroadcastAll != 0,
+		PortAffinity: c.Flags&cfgPortAffinity != 0,
 		Flowlet:      time.Duration(c.FlowletNs),
 	}, nil
 }

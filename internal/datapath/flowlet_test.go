@@ -470,3 +470,111 @@ func TestAffinity(t *testing.T) {
 		t.Error("SetAffinity accepted ifindex 0")
 	}
 }
+
+// TestPortAffinity checks ports pinned under Config.PortAffinity: under
+// HyperVPort all their frames leave through their member unchanged; under
+// Dynamic their broadcast and neighbour discovery do, and hashed frames
+// that leave elsewhere carry that member's MAC; copies of their broadcasts
+// flooded back in through the primary are dropped.
+func TestPortAffinity(t *testing.T) {
+	const a, b = 7, 8 // a is the primary; the endpoint macD is pinned to b
+	udp := testFrames["ipv4-udp"]
+	udp.src = macD
+	arpReq := testFrames["arp"]
+	arpReq.src = macD
+	arpReply := arpReq
+	arpReply.dst = macA
+	other := udp
+	other.src = net.HardwareAddr{0x02, 0, 0, 0, 0, 0xe5} // not pinned
+	otherReq := arpReq
+	otherReq.src = other.src
+	hyperV := Config{Hash: HashSourceMAC, PortAffinity: true}
+	dynamic := Config{Hash: HashTransportPorts, PortAffinity: true, Flowlet: DefaultFlowlet}
+	tests := []struct {
+		name    string
+		cfg     Config
+		in      frame
+		table   uint32 // member of every bucket
+		out     bool   // b out of the table
+		want    int
+		wantSrc net.HardwareAddr
+	}{
+		{name: "hyperv unicast", cfg: hyperV, in: udp, table: a, want: b, wantSrc: macD},
+		{name: "hyperv broadcast", cfg: hyperV, in: arpReq, table: a, want: b, wantSrc: macD},
+		{name: "hyperv member out of the table", cfg: hyperV, in: udp, table: a, out: true, want: a, wantSrc: macD},
+		{name: "dynamic hashed elsewhere", cfg: dynamic, in: udp, table: a, want: a, wantSrc: macB},
+		{name: "dynamic hashed to its member", cfg: dynamic, in: udp, table: b, want: b, wantSrc: macD},
+		{name: "dynamic arp request", cfg: dynamic, in: arpReq, table: a, want: b, wantSrc: macD},
+		{name: "dynamic arp reply", cfg: dynamic, in: arpReply, table: a, want: b, wantSrc: macD},
+		{name: "dynamic unpinned broadcast", cfg: dynamic, in: otherReq, table: b, want: a, wantSrc: other.src},
+		{name: "dynamic unpinned unicast", cfg: dynamic, in: other, table: b, want: b, wantSrc: other.src},
+		{name: "dynamic member out of the table", cfg: dynamic, in: arpReq, table: a, out: true, want: a, wantSrc: macD},
+		{name: "without port affinity", cfg: Config{Hash: HashTransportPorts}, in: arpReq, table: b, want: a, wantSrc: macD},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.TeamIfindex, cfg.TeamMAC, cfg.Primary = 1, macA, a
+			team := loadTeamForTest(t, cfg)
+			testMember(t, team, a, macB, 0)
+			testMember(t, team, b, macC, MemberTxOwnMAC)
+			var tb [NumBuckets]uint32
+			for i := range tb {
+				tb[i] = b
+			}
+			setBuckets(t, team, tb) // b is in the table when pinned
+			if err := team.SetAffinity(macD, b); err != nil {
+				t.Fatal(err)
+			}
+			for i := range tb {
+				tb[i] = tt.table
+				if !tt.out && i == 0 {
+					tb[i] = b
+				}
+			}
+			setBuckets(t, team, tb)
+			in := tt.in.bytes()
+			if got := sendVia(t, team, in); got != tt.want {
+				t.Errorf("left through %d, want %d", got, tt.want)
+			}
+			_, out := run(t, team.egress, in)
+			if src := net.HardwareAddr(out[6:12]); src.String() != tt.wantSrc.String() {
+				t.Errorf("source MAC %s, want %s", src, tt.wantSrc)
+			}
+		})
+	}
+
+	// Ingress: BPF_PROG_TEST_RUN runs on lo, so the primary is ifindex 1.
+	reflected := arpReq
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		in   frame
+		drop bool
+	}{
+		{"own broadcast flooded back", Config{PortAffinity: true}, reflected, true},
+		{"without port affinity", Config{}, reflected, false},
+		{"a stranger's broadcast", Config{PortAffinity: true}, otherReq, false},
+		{"unicast from the pinned MAC", Config{PortAffinity: true}, arpReply, false},
+	} {
+		t.Run("ingress "+tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.TeamIfindex, cfg.TeamMAC, cfg.Primary = 9, macA, 1
+			team := loadTeamForTest(t, cfg)
+			testMember(t, team, 1, macB, 0)
+			testMember(t, team, b, macC, 0)
+			var tb [NumBuckets]uint32
+			for i := range tb {
+				tb[i] = uint32(1 + (i%2)*(b-1)) // both members in the table
+			}
+			setBuckets(t, team, tb)
+			if err := team.SetAffinity(macD, b); err != nil {
+				t.Fatal(err)
+			}
+			ret, _ := run(t, team.ingress, tt.in.bytes())
+			if want := map[bool]uint32{true: tcActShot, false: tcActRedirect}[tt.drop]; ret != want {
+				t.Errorf("returned %d, want %d", ret, want)
+			}
+		})
+	}
+}

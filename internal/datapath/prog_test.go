@@ -208,6 +208,8 @@ func TestEgressNeighbourViaPrimary(t *testing.T) {
 	endpointNS.src = macD
 	endpointRequest := arpRequest
 	endpointRequest.src = macD
+	ownTCP := testFrames["ipv6-tcp"]
+	ownTCP.src = macA
 	multicastEcho := icmp6(128)
 	multicastEcho.dst, multicastEcho.dstIP = macMC, v6("ff02::1")
 
@@ -239,7 +241,12 @@ func TestEgressNeighbourViaPrimary(t *testing.T) {
 		{"broadcast without primary", Config{}, arpRequest, other},
 		{"arp broadcast-all", Config{Primary: primary, BroadcastAll: true}, arpRequest, other},
 		{"ns broadcast-all", Config{Primary: primary, BroadcastAll: true}, icmp6(135), other},
-		{"arp source-mac affinity", Config{Primary: primary, Hash: HashSourceMAC}, arpRequest, other},
+		// Under HyperVPort the team NIC is a port like any, pinned to the
+		// primary; unpinned endpoints broadcast through it too.
+		{"team's own tcp, source-mac", Config{Primary: primary, Hash: HashSourceMAC}, ownTCP, primary},
+		{"team's own arp, source-mac", Config{Primary: primary, Hash: HashSourceMAC}, arpRequest, primary},
+		{"unpinned endpoint's arp request, source-mac", Config{Primary: primary, Hash: HashSourceMAC, PortAffinity: true}, endpointRequest, primary},
+		{"unpinned endpoint's arp reply, source-mac", Config{Primary: primary, Hash: HashSourceMAC, PortAffinity: true}, endpointReply, other},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -69,6 +69,10 @@ static long (*bpf_skb_load_bytes)(const struct __sk_buff *skb, __u32 offset, voi
 
 // conf.flags
 #define CFG_BCAST_ALL 1 // every member delivers broadcast/multicast, not only the primary
+// Source MACs pinned in affinity are ports behind the team (HyperVPort,
+// Dynamic): switch independent, their broadcast, multicast, ARP and ND leave
+// through their pinned member, and copies flooded back in are dropped.
+#define CFG_PORT_AFFINITY 2
 
 // member.flags
 #define MEMBER_TX_OWN_MAC 1 // frames sent from the team MAC leave with the member's own MAC
@@ -326,21 +330,21 @@ static __always_inline __u32 frame_hash(struct __sk_buff *skb, const union eth *
 	return fmix(mix(h, l4proto));
 }
 
-// affinity_member returns the member the frame's source MAC is pinned to,
-// or bucket_member when it has none that is in the table.
-static __always_inline __u32 affinity_member(const union eth *eth, __u32 bucket_member)
+// pinned_member returns the member the MAC at mac is pinned to, or 0 when
+// it has none that is in the table.
+static __always_inline __u32 pinned_member(const __u8 *mac)
 {
 	struct mac_key k = {};
 	struct member *m;
 	__u32 *pinned;
 
-	__builtin_memcpy(k.mac, &eth->b[6], 6);
+	__builtin_memcpy(k.mac, mac, 6);
 	pinned = bpf_map_lookup_elem(&affinity, &k);
-	if (!pinned || *pinned == bucket_member)
-		return bucket_member;
+	if (!pinned)
+		return 0;
 	m = bpf_map_lookup_elem(&members, pinned);
 	if (!m || !(m->flags & MEMBER_IN_TABLE))
-		return bucket_member;
+		return 0;
 	return *pinned;
 }
 
@@ -410,13 +414,14 @@ static __always_inline int is_neigh(struct __sk_buff *skb, const union eth *eth)
 SEC("tcx/egress")
 int team_egress(struct __sk_buff *skb)
 {
-	__u32 zero = 0, h, bucket, ifindex;
+	__u32 zero = 0, h, bucket, ifindex, port = 0;
 	struct member_counters *ms;
 	struct conf *cfg;
 	struct counters *bs;
 	struct member *m;
 	__u32 *target;
 	union eth eth = {};
+	int own;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
@@ -426,22 +431,32 @@ int team_egress(struct __sk_buff *skb)
 	// fails the load and hashes as an all-zero header, as Hash does.
 	bpf_skb_load_bytes(skb, 0, &eth, 14);
 
-	// Switch independent, address hash: broadcast and multicast leave
-	// through the primary, the only member that takes them in: the switch
-	// floods a frame to every port but the one it came from, so sent from
-	// any other member it would come straight back in through the primary
-	// (and a bridge above the team would learn its own endpoints on the
-	// team's port). The team's own unicast ARP and ND leave there too, so
-	// peers and learning switches tie its addresses to the port that owns
-	// the team MAC; endpoints behind the team, sending with their own MACs,
-	// keep their hash. Neither is hashed or counted in a bucket: they are
-	// not the bucket's load. Switch-dependent teams (BCAST_ALL) have no
-	// such port, and with source-MAC affinity the bucket already is the
-	// sender's own port.
-	if (cfg->primary && !(cfg->flags & CFG_BCAST_ALL) && cfg->hash != HASH_SOURCE_MAC &&
-	    ((eth.b[0] & 1) || (mac_eq(&eth.h[3], (const __u16 *)cfg->team_mac) && is_neigh(skb, &eth)))) {
-		ifindex = cfg->primary;
-		goto send;
+	// Switch independent: broadcast and multicast leave through the
+	// primary, the only member that takes them in: the switch floods a
+	// frame to every port but the one it came from, so sent from any other
+	// member it would come straight back in through the primary (and a
+	// bridge above the team would learn its own endpoints on the team's
+	// port). The team's own unicast ARP and ND leave there too, so peers
+	// and learning switches tie its addresses to the port that owns the
+	// team MAC; under HyperVPort all of the team's own frames do, the team
+	// NIC being one more port. A port pinned to a member (PORT_AFFINITY)
+	// sends its broadcast, multicast, ARP and ND there instead, so peers
+	// reach it through that member (ingress drops the copies flooded back);
+	// under HyperVPort all its frames. None of these is hashed or counted
+	// in a bucket: they are not the bucket's load. Switch-dependent teams
+	// (BCAST_ALL) have no such port.
+	own = mac_eq(&eth.h[3], (const __u16 *)cfg->team_mac);
+	if (cfg->primary && !(cfg->flags & CFG_BCAST_ALL)) {
+		if (!own && (cfg->flags & CFG_PORT_AFFINITY))
+			port = pinned_member(&eth.b[6]);
+		if (port && (cfg->hash == HASH_SOURCE_MAC || (eth.b[0] & 1) || is_neigh(skb, &eth))) {
+			ifindex = port;
+			goto send;
+		}
+		if (!port && ((eth.b[0] & 1) || (own && (cfg->hash == HASH_SOURCE_MAC || is_neigh(skb, &eth))))) {
+			ifindex = cfg->primary;
+			goto send;
+		}
 	}
 
 	h = frame_hash(skb, &eth, cfg->hash);
@@ -457,8 +472,12 @@ int team_egress(struct __sk_buff *skb)
 
 	target = bpf_map_lookup_elem(&buckets, &bucket);
 	ifindex = target ? *target : 0;
-	if (cfg->hash == HASH_SOURCE_MAC)
-		ifindex = affinity_member(&eth, ifindex);
+	if (cfg->hash == HASH_SOURCE_MAC) {
+		__u32 pinned = pinned_member(&eth.b[6]);
+
+		if (pinned)
+			ifindex = pinned;
+	}
 	if (cfg->flowlet_ns)
 		ifindex = flowlet_member(h, ifindex, cfg->flowlet_ns);
 	if (!ifindex) {
@@ -476,11 +495,14 @@ send:
 		ms->tx_bytes += skb->len;
 	}
 
-	// Source MAC replacement: bpf_skb_store_bytes only unclones the skb
-	// when it writes, whereas direct packet writes would make the verifier
-	// unclone every cloned skb (every TCP segment) on entry.
+	// Source MAC replacement: the team MAC leaves only through the member
+	// that owns it, a pinned port's MAC only through its member, so a
+	// learning switch never sees either on two ports. bpf_skb_store_bytes
+	// only unclones the skb when it writes, whereas direct packet writes
+	// would make the verifier unclone every cloned skb (every TCP segment)
+	// on entry.
 	m = bpf_map_lookup_elem(&members, &ifindex);
-	if (m && (m->flags & MEMBER_TX_OWN_MAC) && mac_eq(&eth.h[3], (const __u16 *)cfg->team_mac))
+	if (m && ((own && (m->flags & MEMBER_TX_OWN_MAC)) || (port && port != ifindex)))
 		bpf_skb_store_bytes(skb, 6, m->mac, 6, 0);
 
 	return bpf_redirect(ifindex, 0);
@@ -508,10 +530,12 @@ int team_ingress(struct __sk_buff *skb)
 	ms = bpf_map_lookup_elem(&member_stats, &ifindex);
 
 	// The switch floods broadcast and multicast to every member; only one
-	// copy may reach the team. A member that is not collecting (LACP) or
-	// a team with nowhere to deliver drops everything.
+	// copy may reach the team, and none that a port behind the team sent
+	// out of another member. A member that is not collecting (LACP) or a
+	// team with nowhere to deliver drops everything.
 	if ((m && (m->flags & MEMBER_RX_DISABLED)) || !cfg->team_ifindex ||
-	    ((eth.b[0] & 1) && !(cfg->flags & CFG_BCAST_ALL) && ifindex != cfg->primary)) {
+	    ((eth.b[0] & 1) && !(cfg->flags & CFG_BCAST_ALL) &&
+	     (ifindex != cfg->primary || ((cfg->flags & CFG_PORT_AFFINITY) && pinned_member(&eth.b[6]))))) {
 		if (ms)
 			ms->rx_dropped++;
 		return TC_ACT_SHOT;
