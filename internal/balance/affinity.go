@@ -2,6 +2,7 @@ package balance
 
 import (
 	"bytes"
+	"maps"
 	"slices"
 
 	"github.com/nicteam/nicteam/internal/team"
@@ -22,16 +23,19 @@ type Move struct {
 // its weight. A MAC keeps its member while both live. When a member fails,
 // only its MACs move, each to the then least loaded member. When a member
 // returns, it takes MACs back from the members furthest above their shares
-// until it has its share, and no other MAC moves: spreading evenly costs a
-// few moves once, where leaving the returned member empty would leave the
-// team unbalanced until MACs churn. It is not safe for concurrent use.
+// until it has its share, its own former MACs first, and no other MAC
+// moves: spreading evenly costs a few moves once, where leaving the
+// returned member empty would leave the team unbalanced until MACs churn,
+// and after a failure and return every MAC is where it was. It is not safe
+// for concurrent use.
 type Affinity struct {
 	members []team.Weighted
 	of      map[MAC]uint32
+	home    map[MAC]uint32 // the member a MAC left when that member failed
 }
 
 // NewAffinity returns an Affinity over no members.
-func NewAffinity() *Affinity { return &Affinity{of: map[MAC]uint32{}} }
+func NewAffinity() *Affinity { return &Affinity{of: map[MAC]uint32{}, home: map[MAC]uint32{}} }
 
 // Member returns the member mac is pinned to (0 while none carries).
 func (a *Affinity) Member(mac MAC) (uint32, bool) {
@@ -54,6 +58,9 @@ func (a *Affinity) Add(mac MAC) uint32 {
 	return id
 }
 
+// Pins returns every MAC and its member (0 while none carries).
+func (a *Affinity) Pins() map[MAC]uint32 { return maps.Clone(a.of) }
+
 // Adopt records that mac is pinned to member, as found in a running
 // datapath (datapath.Team.Affinities) by a restarted daemon, so that no
 // MAC moves because the daemon restarted. Call SetMembers afterwards: it
@@ -61,7 +68,10 @@ func (a *Affinity) Add(mac MAC) uint32 {
 func (a *Affinity) Adopt(mac MAC, member uint32) { a.of[mac] = member }
 
 // Remove forgets mac (the port behind the team went away).
-func (a *Affinity) Remove(mac MAC) { delete(a.of, mac) }
+func (a *Affinity) Remove(mac MAC) {
+	delete(a.of, mac)
+	delete(a.home, mac)
+}
 
 // SetMembers makes carriers the members that carry traffic and returns the
 // MACs that moved, in the order they moved. MACs waiting for a member
@@ -90,6 +100,9 @@ func (a *Affinity) SetMembers(carriers []team.Weighted) []Move {
 		to := a.leastLoaded(counts)
 		counts[to]++
 		a.of[mac] = carriers[to].ID
+		if _, ok := a.home[mac]; !ok && from != 0 {
+			a.home[mac] = from
+		}
 		moves = append(moves, Move{MAC: mac, From: from, To: carriers[to].ID})
 	}
 	// Members that returned (or joined) take MACs from those furthest
@@ -115,16 +128,24 @@ func (a *Affinity) SetMembers(carriers []team.Weighted) []Move {
 		if to < 0 || from < 0 {
 			return moves
 		}
-		// The highest MAC of the giving member, so the choice depends
-		// only on the state, not on map order.
+		// A MAC of the giving member that came from the returning one,
+		// else any; the highest of them, so the choice depends only on
+		// the state, not on map order.
 		var pick MAC
-		found := false
+		found, pickHome := false, false
 		for mac, id := range a.of {
-			if id == carriers[from].ID && (!found || bytes.Compare(mac[:], pick[:]) > 0) {
-				pick, found = mac, true
+			if id != carriers[from].ID {
+				continue
+			}
+			home := a.home[mac] == carriers[to].ID
+			if !found || (home && !pickHome) || (home == pickHome && bytes.Compare(mac[:], pick[:]) > 0) {
+				pick, found, pickHome = mac, true, home
 			}
 		}
 		a.of[pick] = carriers[to].ID
+		if pickHome {
+			delete(a.home, pick)
+		}
 		counts[from]--
 		counts[to]++
 		moves = append(moves, Move{MAC: pick, From: carriers[from].ID, To: carriers[to].ID})

@@ -134,7 +134,7 @@ func TestAffinityFailAndReturn(t *testing.T) {
 	}
 
 	moves = a.SetMembers(all)
-	_, counts = pinned(a)
+	returned, counts := pinned(a)
 	if len(moves) != 25 || counts[memC] != 25 || spread(counts, all) != 0 {
 		t.Errorf("after return: %d moves, MACs per member %v; want 25 moves to %d and 25 each", len(moves), counts, memC)
 	}
@@ -143,6 +143,20 @@ func TestAffinityFailAndReturn(t *testing.T) {
 			t.Errorf("move %+v on return, want moves only to the returning member", mv)
 		}
 	}
+	// Its own MACs came back, so nothing else ever moved.
+	if !maps.Equal(returned, before) {
+		t.Errorf("after failure and return %d MACs are not where they were", countDiff(returned, before))
+	}
+}
+
+func countDiff(a, b map[MAC]uint32) int {
+	n := 0
+	for k, v := range a {
+		if b[k] != v {
+			n++
+		}
+	}
+	return n
 }
 
 // TestAffinityNoMembers: MACs seen while no member carries are placed when
