@@ -152,7 +152,15 @@ const (
 	EventMACChanged    = "TeamMacChanged"
 	EventAnnounced     = "Announced"
 	EventVerified      = "MacVerified"
+	EventPortsMoved    = "PortsMoved"
 )
+
+// Port is an endpoint behind a HyperVPort or Dynamic team (a container's
+// or VM's MAC on a bridge above it) and the member it is pinned to.
+type Port struct {
+	MAC    string `json:"mac"`
+	Member string `json:"member,omitempty"` // "" while no member carries
+}
 
 // Event is one entry of the daemon's event log.
 type Event struct {

@@ -140,6 +140,13 @@ func (c *Client) Lacp(ctx context.Context, name string) (Lacp, error) {
 	return l, c.do(ctx, http.MethodGet, teamPath(name, "lacp"), nil, &l)
 }
 
+// Ports lists the endpoints behind a HyperVPort or Dynamic team and the
+// member each is pinned to.
+func (c *Client) Ports(ctx context.Context, name string) ([]Port, error) {
+	var ps []Port
+	return ps, c.do(ctx, http.MethodGet, teamPath(name, "ports"), nil, &ps)
+}
+
 // RemoveTeam removes a team and restores its members.
 func (c *Client) RemoveTeam(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, teamPath(name), nil, nil)

@@ -30,6 +30,8 @@ Teams:
   set NAME [--mode MODE] [--lb ALG] [--up-delay D] [--mac-policy P] [--notify-… ] [--lacp-… ]
       [--min-links N]   change a team (Set-NetLbfoTeam)
   lacp NAME             LACP actor and partner per member: system, key, port, state bits, mux
+  ports NAME            endpoints behind a hyperv-port or dynamic team (container and VM
+                        MACs on a bridge above it) and the member each is pinned to
   rm NAME               remove a team and restore its members (Remove-NetLbfoTeam)
 
 Members and adapters:
@@ -52,8 +54,10 @@ Lab (root; see nicteam lab --help):
 
 MODE: switch-independent (default), static, lacp (IEEE 802.1AX, always active;
       --lacp-timer fast (default: a PDU every second, 3 s timeout) or slow (30 s, 90 s)).
-ALG:  dynamic (default), transport-ports, ip-addresses, mac-addresses;
-      hyperv-port is not supported yet.
+ALG:  dynamic (default), transport-ports, ip-addresses, mac-addresses, hyperv-port.
+      hyperv-port pins each endpoint behind the team (a MAC its bridge learned) to one
+      member, spread evenly; dynamic hashes flows, moves them between members at flowlet
+      boundaries as load changes, and pins endpoints for their ARP/ND and inbound traffic.
 MAC policy (when the member whose MAC the team wears fails):
   auto (default) keep the MAC, verify neighbours still reach it, else follow;
   keep           keep the MAC and announce it from the new primary (learning switches);
@@ -211,6 +215,8 @@ func (c *command) dispatch(verb string, args []string) error {
 		return c.adapters(args)
 	case "lacp":
 		return c.lacp(args)
+	case "ports":
+		return c.ports(args)
 	case "events":
 		return c.events(args)
 	case "stats":
@@ -416,6 +422,20 @@ func (c *command) lacp(args []string) error {
 		return err
 	}
 	return c.emit(*o, l, func(w io.Writer) { writeLacp(w, l) })
+}
+
+func (c *command) ports(args []string) error {
+	fs := flag.NewFlagSet("ports", flag.ContinueOnError)
+	o := output(fs)
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	ps, err := c.client.Ports(c.ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return c.emit(*o, ps, func(w io.Writer) { writePorts(w, ps) })
 }
 
 func (c *command) events(args []string) error {

@@ -113,6 +113,20 @@ func writeAdapters(w io.Writer, as []api.Adapter) {
 	tw.Flush()
 }
 
+func writePorts(w io.Writer, ps []api.Port) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MacAddress\tMember")
+	fmt.Fprintln(tw, "----------\t------")
+	for _, p := range ps {
+		member := p.Member
+		if member == "" {
+			member = "(none carrying)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", p.MAC, member)
+	}
+	tw.Flush()
+}
+
 // eventTimeLayout has microseconds: failover is measured in them.
 const eventTimeLayout = "2006-01-02T15:04:05.000000Z07:00"
 

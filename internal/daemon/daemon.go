@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -80,12 +81,22 @@ type teamRT struct {
 	// resumeLACP lists the members of an adopted team that held buckets,
 	// whose LACP ports resume collecting rather than start over.
 	resumeLACP map[string]bool
+	// ports pins the endpoints behind a HyperVPort or Dynamic team to
+	// members; nil for other algorithms.
+	ports *balance.Affinity
+	// bridge is the ifindex of the bridge the team NIC is a port of, whose
+	// forwarding database lists the ports; 0 for none.
+	bridge int
+	// stopPorts cancels, by member, the running announcement of the ports
+	// that moved to it.
+	stopPorts map[string]context.CancelFunc
 }
 
 func newTeamRT(rec record) *teamRT {
 	return &teamRT{
 		rec: rec, links: map[string]team.LinkState{}, ifindex: map[string]int{},
 		timers: map[string]*time.Timer{}, macs: map[string]net.HardwareAddr{}, promisc: map[string]bool{},
+		stopPorts: map[string]context.CancelFunc{},
 	}
 }
 
@@ -156,12 +167,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := host.Watch(ctx, updates, func(err error) { d.log.Warn("link events", "err", err) }); err != nil {
 		return err
 	}
+	fdb := make(chan host.FDBEntry, 1024)
+	if err := host.WatchFDB(ctx, fdb, func(err error) { d.log.Warn("bridge fdb events", "err", err) }); err != nil {
+		return err
+	}
 	if err := d.restore(); err != nil {
 		return err
 	}
 	go func() {
 		for l := range updates {
 			d.linkChanged(l)
+		}
+	}()
+	go func() {
+		for e := range fdb {
+			d.fdbChanged(e)
 		}
 	}()
 	go d.persister(ctx)
@@ -180,7 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	for _, t := range d.teams {
 		d.stopLACPLocked(t)
-		for _, stop := range []context.CancelFunc{t.stopNotify, t.stopEndpoints} {
+		for _, stop := range append(slices.Collect(maps.Values(t.stopPorts)), t.stopNotify, t.stopEndpoints) {
 			if stop != nil {
 				stop()
 			}
@@ -384,6 +404,8 @@ func hashOf(a team.Algorithm) datapath.HashPolicy {
 		return datapath.HashIPAddresses
 	case team.MacAddresses:
 		return datapath.HashMacAddresses
+	case team.HyperVPort:
+		return datapath.HashSourceMAC
 	}
 	return datapath.HashTransportPorts
 }
@@ -608,8 +630,10 @@ func (d *Daemon) recomputeLocked(t *teamRT) {
 	name := t.rec.Spec.Name
 	prev := t.eval
 	d.syncLACPLocked(t)
+	d.portsLocked(t)
 	e := team.Evaluate(&t.rec.Spec, d.lacpStatesLocked(t))
-	table := placeLocked(t, carrierWeightsLocked(t, e.Carriers))
+	weights := carrierWeightsLocked(t, e.Carriers)
+	table := placeLocked(t, weights)
 	if moved := team.Moved(t.table, table); moved > 0 {
 		if err := t.dp.SetBuckets(table); err != nil {
 			d.log.Error("write buckets", "team", name, "err", err)
@@ -626,11 +650,15 @@ func (d *Daemon) recomputeLocked(t *teamRT) {
 		Primary:      t.ifindex[plan.Primary],
 		BroadcastAll: t.rec.Spec.Mode != team.SwitchIndependent,
 		Flowlet:      flowletOf(&t.rec.Spec),
+		PortAffinity: t.ports != nil,
 	}
 	if cur, err := t.dp.Config(); err != nil || !sameConfig(cur, cfg) {
 		if err := t.dp.SetConfig(cfg); err != nil {
 			d.log.Error("write config", "team", name, "err", err)
 		}
+	}
+	if t.ports != nil {
+		d.movePortsLocked(t, weights)
 	}
 	d.applyMACPlanLocked(t, plan, len(prev.Members) > 0 && !slices.Equal(prev.Carriers, e.Carriers))
 	// The team NIC has carrier exactly while some member carries traffic.
@@ -648,7 +676,8 @@ func (d *Daemon) recomputeLocked(t *teamRT) {
 
 func sameConfig(a, b datapath.Config) bool {
 	return a.TeamIfindex == b.TeamIfindex && a.Hash == b.Hash && a.Primary == b.Primary &&
-		a.BroadcastAll == b.BroadcastAll && a.Flowlet == b.Flowlet && a.TeamMAC.String() == b.TeamMAC.String()
+		a.BroadcastAll == b.BroadcastAll && a.Flowlet == b.Flowlet && a.PortAffinity == b.PortAffinity &&
+		a.TeamMAC.String() == b.TeamMAC.String()
 }
 
 // memberEventsLocked logs members whose operational status changed.

@@ -92,7 +92,7 @@ func (d *Daemon) applyMACPlanLocked(t *teamRT, plan team.MACPlan, carriersChange
 	case plan.Primary == "":
 	case plan.Announce:
 		d.notifyLocked(t, plan.Primary, plan.Verify)
-	case carriersChanged:
+	case carriersChanged && t.ports == nil:
 		// The primary stayed, but endpoints behind the team whose frames
 		// left by a member that came or went now leave elsewhere.
 		d.notifyEndpointsLocked(t, plan.Primary)
@@ -129,6 +129,9 @@ func (d *Daemon) notifyLocked(t *teamRT, primary string, verify bool) {
 		cfg:     t.rec.Spec.Notify.WithDefaults(),
 		verify:  verify,
 	}
+	if t.ports != nil {
+		job.what = notifyAddrs
+	}
 	go d.notify(ctx, job)
 }
 
@@ -142,28 +145,42 @@ func (d *Daemon) notifyEndpointsLocked(t *teamRT, primary string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.stopEndpoints = cancel
 	go d.notify(ctx, notifyJob{
-		team:          t.rec.Spec.Name,
-		member:        primary,
-		ifindex:       t.ifindex[primary],
-		mac:           mustMAC(t.rec.MAC),
-		cfg:           t.rec.Spec.Notify.WithDefaults(),
-		endpointsOnly: true,
+		team:    t.rec.Spec.Name,
+		member:  primary,
+		ifindex: t.ifindex[primary],
+		mac:     mustMAC(t.rec.MAC),
+		cfg:     t.rec.Spec.Notify.WithDefaults(),
+		what:    notifyEndpoints,
 	})
 }
 
+// notifyWhat is what a notify job announces.
+type notifyWhat int
+
+const (
+	notifyAll       notifyWhat = iota // the team's addresses and the endpoints behind it
+	notifyAddrs                       // the team's addresses: its ports are announced apart
+	notifyEndpoints                   // the endpoints only: the team MAC did not move
+	notifyPorts                       // notifyJob.ports, which moved to the job's member
+)
+
 type notifyJob struct {
-	team          string
-	member        string
-	ifindex       int
-	mac           net.HardwareAddr
-	cfg           team.Notify
-	verify        bool
-	endpointsOnly bool // RARP for the endpoints only: the team MAC did not move
+	team    string
+	member  string
+	ifindex int
+	mac     net.HardwareAddr
+	cfg     team.Notify
+	verify  bool
+	what    notifyWhat
+	ports   []net.HardwareAddr
 }
 
 func (d *Daemon) notify(ctx context.Context, j notifyJob) {
-	a := d.announcement(j.team, j.mac)
-	if j.endpointsOnly {
+	a := announce.Announcement{MAC: j.mac, Endpoints: j.ports}
+	if j.what != notifyPorts {
+		a = d.announcement(j.team, j.mac, j.what != notifyAddrs)
+	}
+	if j.what == notifyEndpoints {
 		if len(a.Endpoints) == 0 {
 			return
 		}
@@ -192,8 +209,9 @@ func (d *Daemon) notify(ctx context.Context, j notifyJob) {
 }
 
 // announcement gathers what peers must relearn: the addresses on the team
-// NIC and on what is stacked on it, and the endpoints behind its bridge.
-func (d *Daemon) announcement(teamName string, mac net.HardwareAddr) announce.Announcement {
+// NIC and on what is stacked on it, and, with endpoints, the endpoints
+// behind its bridge.
+func (d *Daemon) announcement(teamName string, mac net.HardwareAddr, endpoints bool) announce.Announcement {
 	a := announce.Announcement{MAC: mac}
 	a.Addrs, _ = host.Addrs(teamName)
 	nic, err := host.Get(teamName)
@@ -204,8 +222,8 @@ func (d *Daemon) announcement(teamName string, mac net.HardwareAddr) announce.An
 	for _, s := range stacked {
 		addrs, _ := host.Addrs(s.Name)
 		a.Addrs = append(a.Addrs, addrs...)
-		if s.Kind == "bridge" {
-			a.Endpoints, _ = host.Endpoints(s, nic.Index)
+		if s.Kind == "bridge" && endpoints {
+			a.Endpoints, _ = host.Endpoints(s.Index, nic.Index)
 		}
 	}
 	return a

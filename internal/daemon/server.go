@@ -58,6 +58,7 @@ func (d *Daemon) server() *http.Server {
 	})
 	handle("GET /v1/teams/{name}/members", func(r *http.Request) (any, error) { return d.memberViews(r.PathValue("name")) })
 	handle("GET /v1/teams/{name}/stats", func(r *http.Request) (any, error) { return d.stats(r.PathValue("name")) })
+	handle("GET /v1/teams/{name}/ports", func(r *http.Request) (any, error) { return d.portViews(r.PathValue("name")) })
 	handle("GET /v1/teams/{name}/lacp", func(r *http.Request) (any, error) { return d.lacpView(r.PathValue("name")) })
 	handle("GET /v1/members", func(r *http.Request) (any, error) { return d.memberViews("") })
 	handle("POST /v1/teams/{name}/members", func(r *http.Request) (any, error) {

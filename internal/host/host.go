@@ -29,6 +29,7 @@ type Link struct {
 	Loopback bool
 	Kind     string // "veth", "bridge", … ("" for physical NICs)
 	Alias    string
+	Master   int  // ifindex of the bridge (or other master) it is a port of; 0 if none
 	Deleted  bool // set on events for a link that went away
 }
 
@@ -45,6 +46,7 @@ func fromNetlink(l netlink.Link) Link {
 		Loopback: a.RawFlags&unix.IFF_LOOPBACK != 0,
 		Kind:     l.Type(),
 		Alias:    a.Alias,
+		Master:   a.MasterIndex,
 	}
 }
 
@@ -243,13 +245,91 @@ func Driver(name string) string {
 // subscribes again and replays every link's current state, so the caller
 // never misses a change for good.
 func Watch(ctx context.Context, ch chan<- Link, onErr func(error)) error {
-	updates, done, err := subscribe(false, onErr)
+	return watch(ctx, "link events", func(replay bool, updates chan netlink.LinkUpdate, done chan struct{}) error {
+		return netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+			ErrorCallback: onErr, ListExisting: replay, ReceiveBufferSize: 1 << 20,
+		})
+	}, func(u netlink.LinkUpdate) (Link, bool) {
+		l := fromNetlink(u.Link)
+		l.Deleted = u.Header.Type == unix.RTM_DELLINK
+		return l, true
+	}, ch, onErr)
+}
+
+// FDBEntry is a change of a bridge's forwarding database: MAC was learned
+// (or set) on the port with ifindex Port of the bridge with ifindex Bridge,
+// or, with Deleted, forgotten there.
+type FDBEntry struct {
+	MAC       net.HardwareAddr
+	Bridge    int
+	Port      int
+	Permanent bool // a port's own MAC or one set by hand, not learned
+	Deleted   bool
+}
+
+// WatchFDB sends every change of the bridges' forwarding databases in the
+// namespace to ch until ctx ends, as Watch does for links; after a broken
+// subscription it replays the current entries (deletions in the gap are
+// lost).
+func WatchFDB(ctx context.Context, ch chan<- FDBEntry, onErr func(error)) error {
+	return watch(ctx, "bridge fdb events", func(replay bool, updates chan netlink.NeighUpdate, done chan struct{}) error {
+		return netlink.NeighSubscribeWithOptions(updates, done, netlink.NeighSubscribeOptions{
+			ErrorCallback: onErr, ListExisting: replay, ReceiveBufferSize: 1 << 20,
+		})
+	}, func(u netlink.NeighUpdate) (FDBEntry, bool) {
+		// The same subscription carries IPv4 and IPv6 neighbours.
+		if u.Family != unix.AF_BRIDGE || u.MasterIndex == 0 || len(u.HardwareAddr) != 6 {
+			return FDBEntry{}, false
+		}
+		return FDBEntry{
+			MAC: u.HardwareAddr, Bridge: u.MasterIndex, Port: u.LinkIndex,
+			Permanent: u.State&netlink.NUD_PERMANENT != 0, Deleted: u.Type == unix.RTM_DELNEIGH,
+		}, true
+	}, ch, onErr)
+}
+
+// watch forwards a netlink subscription's updates, converted by conv (false:
+// skip), to ch until ctx ends, and subscribes again with replay when the
+// kernel ends the subscription (a receive buffer overrun).
+func watch[U, T any](ctx context.Context, what string, sub func(replay bool, updates chan U, done chan struct{}) error,
+	conv func(U) (T, bool), ch chan<- T, onErr func(error)) error {
+	subscribe := func(replay bool) (chan U, chan struct{}, error) {
+		updates := make(chan U, 256)
+		done := make(chan struct{})
+		if err := sub(replay, updates, done); err != nil {
+			return nil, nil, mapErr("subscribe to "+what, err)
+		}
+		return updates, done, nil
+	}
+	updates, done, err := subscribe(false)
 	if err != nil {
 		return err
 	}
+	// forward reports false when ctx ended and true when the subscription did.
+	forward := func() bool {
+		for {
+			select {
+			case <-ctx.Done():
+				return false
+			case u, ok := <-updates:
+				if !ok {
+					return ctx.Err() == nil
+				}
+				v, ok := conv(u)
+				if !ok {
+					continue
+				}
+				select {
+				case ch <- v:
+				case <-ctx.Done():
+					return false
+				}
+			}
+		}
+	}
 	go func() {
 		for {
-			if !forward(ctx, updates, ch) {
+			if !forward() {
 				close(done)
 				return
 			}
@@ -260,7 +340,7 @@ func Watch(ctx context.Context, ch chan<- Link, onErr func(error)) error {
 					return
 				case <-time.After(100 * time.Millisecond):
 				}
-				if updates, done, err = subscribe(true, onErr); err == nil {
+				if updates, done, err = subscribe(true); err == nil {
 					break
 				}
 				onErr(err)
@@ -268,42 +348,6 @@ func Watch(ctx context.Context, ch chan<- Link, onErr func(error)) error {
 		}
 	}()
 	return nil
-}
-
-func subscribe(replay bool, onErr func(error)) (chan netlink.LinkUpdate, chan struct{}, error) {
-	updates := make(chan netlink.LinkUpdate, 256)
-	done := make(chan struct{})
-	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
-		ErrorCallback:     onErr,
-		ListExisting:      replay,
-		ReceiveBufferSize: 1 << 20,
-	})
-	if err != nil {
-		return nil, nil, mapErr("subscribe to link events", err)
-	}
-	return updates, done, nil
-}
-
-// forward copies updates to ch; it reports false when ctx ended and true
-// when the subscription did.
-func forward(ctx context.Context, updates <-chan netlink.LinkUpdate, ch chan<- Link) bool {
-	for {
-		select {
-		case <-ctx.Done():
-			return false
-		case u, ok := <-updates:
-			if !ok {
-				return ctx.Err() == nil
-			}
-			l := fromNetlink(u.Link)
-			l.Deleted = u.Header.Type == unix.RTM_DELLINK
-			select {
-			case ch <- l:
-			case <-ctx.Done():
-				return false
-			}
-		}
-	}
 }
 
 // Addrs returns the IPv4 and IPv6 addresses on the interface that are in
@@ -375,18 +419,21 @@ func Stacked(index int) ([]Link, error) {
 	return out, nil
 }
 
-// Endpoints returns the MACs a bridge learned on ports other than the one
-// with ifindex via: the endpoints (containers, VMs) behind it.
-func Endpoints(bridge Link, via int) ([]net.HardwareAddr, error) {
+// Endpoints returns the MACs the bridge with ifindex bridge learned on ports
+// other than the one with ifindex via: the endpoints (containers, VMs)
+// behind it, each once.
+func Endpoints(bridge, via int) ([]net.HardwareAddr, error) {
 	fdb, err := netlink.NeighList(0, unix.AF_BRIDGE)
 	if err != nil {
 		return nil, mapErr("list bridge fdb", err)
 	}
 	var out []net.HardwareAddr
+	seen := map[string]bool{}
 	for _, n := range fdb {
-		if n.MasterIndex != bridge.Index || n.LinkIndex == via || n.State&netlink.NUD_PERMANENT != 0 || len(n.HardwareAddr) != 6 {
+		if n.MasterIndex != bridge || n.LinkIndex == via || n.State&netlink.NUD_PERMANENT != 0 || len(n.HardwareAddr) != 6 || seen[n.HardwareAddr.String()] {
 			continue
 		}
+		seen[n.HardwareAddr.String()] = true
 		out = append(out, n.HardwareAddr)
 	}
 	return out, nil

@@ -537,11 +537,14 @@ func (e FDBEntry) String() string {
 	return e.MAC + " → " + e.Port + " (" + kind + ")"
 }
 
-// SwitchFDB returns the switch's forwarding entries for the hosts' MACs,
-// learned or static, sorted by port and MAC; the entries of the switch's
-// own interfaces are left out.
-func (s *Seed) SwitchFDB() ([]FDBEntry, error) {
-	out, err := bridge("-n", s.Switch.NS, "-j", "fdb", "show", "br", s.Switch.Bridge)
+// SwitchFDB returns the switch's forwarding entries (Switch.FDB).
+func (s *Seed) SwitchFDB() ([]FDBEntry, error) { return s.Switch.FDB() }
+
+// FDB returns the switch's forwarding entries for the hosts' MACs, learned
+// or static, sorted by port and MAC; the entries of the switch's own
+// interfaces are left out.
+func (s *Switch) FDB() ([]FDBEntry, error) {
+	out, err := bridge("-n", s.NS, "-j", "fdb", "show", "br", s.Bridge)
 	if err != nil {
 		return nil, fmt.Errorf("switch fdb: %w", err)
 	}

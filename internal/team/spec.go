@@ -125,9 +125,6 @@ func (s *Spec) Supported() error {
 	if s.Mode < SwitchIndependent || s.Mode > Lacp {
 		return fmt.Errorf("teaming mode %s is not supported", s.Mode)
 	}
-	if s.Algorithm == HyperVPort {
-		return fmt.Errorf("load-balancing algorithm %s is not supported yet (use dynamic, transport-ports, ip-addresses or mac-addresses)", s.Algorithm)
-	}
 	return nil
 }
 
