@@ -1,7 +1,5 @@
 // Package nsdo runs code inside another network namespace. Namespaces
-// belong to OS threads, so the code runs on a thread of its own that is
-// thrown away afterwards: a namespace switch (or a capability drop) inside
-// it can never leak to other goroutines.
+// belong to OS threads, so the code runs locked to a thread of its own.
 package nsdo
 
 import (
@@ -11,8 +9,10 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// OnNewThread runs fn on a fresh OS thread that dies with it (the goroutine
-// exits while locked to the thread).
+// OnNewThread runs fn locked to an OS thread that dies with it (the
+// goroutine exits while locked), so that whatever fn changes about the
+// thread can never leak to other goroutines. A child process started
+// with Pdeathsig from that thread earlier receives its signal then.
 func OnNewThread(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
@@ -23,12 +23,30 @@ func OnNewThread(fn func() error) error {
 }
 
 // Do runs fn in network namespace ns. Sockets fn opens, and ifindexes it
-// uses, belong to ns.
+// uses, belong to ns. The thread goes back to its namespace afterwards and
+// on to other goroutines; only if that fails is it thrown away. Retiring
+// threads by default would signal every child whose Pdeathsig was tied to
+// one, and the runtime never retires the main thread but parks it, in ns
+// for good, where /proc/PID/ns/net would show the whole process.
 func Do(ns netns.NsHandle, fn func() error) error {
-	return OnNewThread(func() error {
-		if err := netns.Set(ns); err != nil {
-			return fmt.Errorf("enter netns: %w", err)
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("enter netns: %w", err)
+			return
 		}
-		return fn()
-	})
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			errc <- fmt.Errorf("enter netns: %w", err)
+			return
+		}
+		err = fn()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
 }
