@@ -92,6 +92,15 @@ type teamRT struct {
 	stopPorts map[string]context.CancelFunc
 }
 
+// stopAnnouncements cancels every announcement the team is sending.
+func (t *teamRT) stopAnnouncements() {
+	for _, stop := range append(slices.Collect(maps.Values(t.stopPorts)), t.stopNotify, t.stopEndpoints) {
+		if stop != nil {
+			stop()
+		}
+	}
+}
+
 func newTeamRT(rec record) *teamRT {
 	return &teamRT{
 		rec: rec, links: map[string]team.LinkState{}, ifindex: map[string]int{},
@@ -200,11 +209,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	for _, t := range d.teams {
 		d.stopLACPLocked(t)
-		for _, stop := range append(slices.Collect(maps.Values(t.stopPorts)), t.stopNotify, t.stopEndpoints) {
-			if stop != nil {
-				stop()
-			}
-		}
+		t.stopAnnouncements()
 		if t.dp == nil {
 			continue
 		}

@@ -127,6 +127,7 @@ func (d *Daemon) destroyLocked(t *teamRT) error {
 	name := t.rec.Spec.Name
 	var errs []error
 	d.stopLACPLocked(t)
+	t.stopAnnouncements()
 	if t.dp != nil {
 		for _, m := range t.rec.Spec.Members {
 			d.leaveLocked(t, m.Name)
