@@ -97,8 +97,8 @@ func (r *Rebalancer) Rebalance(now time.Time, counters [team.NumBuckets]uint64, 
 	return table
 }
 
-// balance moves loaded buckets, one at a time, from the member furthest
-// above its share to the one furthest below, each time the bucket that
+// balance moves loaded buckets, one at a time, to the member furthest
+// below its share from a member above its share, each time the bucket that
 // brings the two closest to their shares. It stops when every member is
 // balanced, when no move gains enough, or at the move cap.
 func (r *Rebalancer) balance(now time.Time, table *team.Table, load *[team.NumBuckets]float64, total float64, carriers []team.Weighted) {
@@ -150,24 +150,29 @@ func (r *Rebalancer) balance(now time.Time, table *team.Table, load *[team.NumBu
 		if moves == 0 {
 			tol /= 2
 		}
-		over, under := 0, 0
+		// The bucket goes to the member furthest below its share, from
+		// whichever member above its share has the bucket that gains
+		// most, not only from the one furthest above: a member held to a
+		// rate (a saturated link) shows its rate, not its demand, so one
+		// full with two flows looks no busier than one full with a single
+		// flow, and moving that single flow only moves the hole.
+		under := 0
 		for i := range carriers {
-			if dev(i) > dev(over) {
-				over = i
-			}
 			if dev(i) < dev(under) {
 				under = i
 			}
 		}
-		a, b := have[over]-share[over], have[under]-share[under]
-		best, bestGain := -1, minGain
+		b := have[under] - share[under]
+		best, over, bestGain := -1, -1, minGain
 		for k, id := range table {
-			if id != carriers[over].ID || load[k] == 0 || (hold > 0 && now.Sub(r.moved[k]) < hold) {
+			i := idx[id]
+			if have[i] <= share[i] || load[k] == 0 || (hold > 0 && now.Sub(r.moved[k]) < hold) {
 				continue
 			}
+			a := have[i] - share[i]
 			gain := math.Abs(a) + math.Abs(b) - math.Abs(a-load[k]) - math.Abs(b+load[k])
 			if gain > bestGain {
-				best, bestGain = k, gain
+				best, over, bestGain = k, i, gain
 			}
 		}
 		if best < 0 {

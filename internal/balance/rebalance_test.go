@@ -326,3 +326,31 @@ func TestLastBucket(t *testing.T) {
 		t.Errorf("bucket 0 on %d, %d buckets on the 1G member; want bucket 0 on the 10G member and one idle bucket left", s.table[0], n)
 	}
 }
+
+// TestSaturatedMembers: members held to a rate, as by a token bucket. Two
+// flows share member A at half its rate each, C and D carry one flow each
+// at the full rate (C a little more, by noise), B idles. A saturated
+// member's load does not show its demand: A looks no busier than C, yet
+// moving C's single flow would only move the idle member's hole, while
+// moving one of A's flows fills B. The move must come from A even though C
+// is the furthest above its share.
+func TestSaturatedMembers(t *testing.T) {
+	carriers := equal(memA, memB, memC, memD)
+	table := team.Assign(team.Table{}, carriers)
+	on := map[uint32][]int{}
+	for b, id := range table {
+		on[id] = append(on[id], b)
+	}
+	const rate = 25 << 20 // bytes per interval at a member's full rate
+	load := map[int]uint64{
+		on[memA][0]: rate / 2, on[memA][1]: rate / 2,
+		on[memC][0]: rate + rate/50,
+		on[memD][0]: rate,
+	}
+	s := newSim(t, &Rebalancer{}, carriers, table)
+	s.step(load)
+	got := s.memberLoad(load)
+	if got[memA] != rate/2 || got[memB] != rate/2 {
+		t.Errorf("member loads %v: want one of A's flows moved to B", got)
+	}
+}
