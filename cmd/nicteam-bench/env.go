@@ -56,15 +56,22 @@ type env struct {
 	log io.Writer
 }
 
-// newEnv builds the binaries (unless bin names them), the lab, the daemon
-// and the team. On error it undoes what it did.
+// newEnv builds the binaries (unless bin names them), the lab, the daemon,
+// the team and the plain NIC beside it. On error it undoes what it did.
 func newEnv(ctx context.Context, bin string, log io.Writer) (*env, error) {
+	return newEnvWith(ctx, bin, log, hostNICs, (*env).teamBesidePlain)
+}
+
+// newEnvWith builds the binaries (unless bin names them), a lab whose host
+// has nics NICs (eth1..ethN), and the daemon; then finish, if not nil,
+// builds what the figure needs on top. On error it undoes what it did.
+func newEnvWith(ctx context.Context, bin string, log io.Writer, nics int, finish func(*env, context.Context) error) (*env, error) {
 	dir, err := os.MkdirTemp("", "nicteam-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("set up: %w", err)
 	}
 	e := &env{dir: dir, bin: bin, log: log}
-	if err := e.setUp(ctx); err != nil {
+	if err := e.setUp(ctx, nics, finish); err != nil {
 		if cerr := e.close(); cerr != nil {
 			err = fmt.Errorf("%w (cleaning up: %v)", err, cerr)
 		}
@@ -73,7 +80,7 @@ func newEnv(ctx context.Context, bin string, log io.Writer) (*env, error) {
 	return e, nil
 }
 
-func (e *env) setUp(ctx context.Context) error {
+func (e *env) setUp(ctx context.Context, nics int, finish func(*env, context.Context) error) error {
 	if e.bin == "" {
 		e.bin = e.dir
 		fmt.Fprintln(e.log, "building nicteamd and nicteam-seqstream")
@@ -87,7 +94,7 @@ func (e *env) setUp(ctx context.Context) error {
 		}
 	}
 	var err error
-	if e.lab, err = lab.NewBasic(lab.UniquePrefix("nb"), hostNICs); err != nil {
+	if e.lab, err = lab.NewBasic(lab.UniquePrefix("nb"), nics); err != nil {
 		return err
 	}
 	if e.pins, err = pinDir(e.lab.Host); err != nil {
@@ -96,13 +103,22 @@ func (e *env) setUp(ctx context.Context) error {
 	if e.sw, err = handleIn(e.lab.Switch.NS); err != nil {
 		return err
 	}
-	if err := e.configureHost(); err != nil {
-		return err
-	}
 	if err := e.startDaemon(ctx); err != nil {
 		return err
 	}
-	return e.createTeam(ctx)
+	if finish == nil {
+		return nil
+	}
+	return finish(e, ctx)
+}
+
+// teamBesidePlain builds what the throughput and failover figures compare:
+// the team of teamMembers and the plain NIC with its own subnet.
+func (e *env) teamBesidePlain(ctx context.Context) error {
+	if err := e.configureHost(); err != nil {
+		return err
+	}
+	return e.createTeam(ctx, teamMembers, team.TransportPorts)
 }
 
 // build compiles the binaries into dir. Package paths rather than ./cmd
@@ -203,9 +219,11 @@ func (e *env) startDaemon(ctx context.Context) error {
 	}
 }
 
-func (e *env) createTeam(ctx context.Context) error {
+// createTeam creates the team teamName of members with algorithm alg,
+// gives it the host's address and waits until it is Up.
+func (e *env) createTeam(ctx context.Context, members []string, alg team.Algorithm) error {
 	if _, err := e.client.NewTeam(ctx, api.NewTeam{
-		Name: teamName, Members: teamMembers, Algorithm: team.TransportPorts.String(),
+		Name: teamName, Members: members, Algorithm: alg.String(),
 	}); err != nil {
 		return fmt.Errorf("create team: %w", err)
 	}

@@ -58,15 +58,12 @@ func measureThroughput(ctx context.Context, e *env, cfg config) (Throughput, err
 	if res.Offloads, err = e.offloads(); err != nil {
 		return res, err
 	}
-	srv, err := e.lab.Peer.Start("iperf3", "-s")
+	srv, err := e.startIperfServer(ctx)
 	if err != nil {
 		return res, fmt.Errorf("measure throughput: %w", err)
 	}
 	// The server holds nothing worth a clean exit.
 	defer srv.Kill()
-	if err := waitListen(ctx, e.lab.Peer, iperfPort); err != nil {
-		return res, fmt.Errorf("measure throughput: iperf3 server: %w: %s", err, srv.Output())
-	}
 	runs := make([][]TCPRun, len(directions))
 	for i := range cfg.runs {
 		for d, dir := range directions {
@@ -126,16 +123,39 @@ func summarize(name string, runs []TCPRun) DirectionResult {
 	return d
 }
 
+// startIperfServer starts iperf3's server on the peer and waits until it
+// listens.
+func (e *env) startIperfServer(ctx context.Context) (*lab.Proc, error) {
+	srv, err := e.lab.Peer.Start("iperf3", "-s")
+	if err != nil {
+		return nil, err
+	}
+	if err := waitListen(ctx, e.lab.Peer, iperfPort); err != nil {
+		srv.Kill()
+		return nil, fmt.Errorf("iperf3 server: %w: %s", err, srv.Output())
+	}
+	return srv, nil
+}
+
 // iperf runs one iperf3 test from h over p.
 func iperf(ctx context.Context, h *lab.Host, p path, dir direction, cfg config) (TCPRun, error) {
-	ctx, cancel := context.WithTimeout(ctx, cfg.duration+cfg.omit+15*time.Second)
-	defer cancel()
-	args := []string{"-c", p.dst, "-J", "--connect-timeout", "3000",
-		"-t", strconv.Itoa(int(cfg.duration / time.Second)),
-		"-O", strconv.Itoa(int(cfg.omit / time.Second))}
+	var extra []string
 	if dir.reverse {
-		args = append(args, "-R")
+		extra = append(extra, "-R")
 	}
+	r, err := runIperf(ctx, h, p.dst, cfg.duration, cfg.omit, extra...)
+	r.Path = p.name
+	return r, err
+}
+
+// runIperf runs iperf3 from h to dst for d (whole seconds) after omit of
+// warm-up, with extra arguments.
+func runIperf(ctx context.Context, h *lab.Host, dst string, d, omit time.Duration, extra ...string) (TCPRun, error) {
+	ctx, cancel := context.WithTimeout(ctx, d+omit+15*time.Second)
+	defer cancel()
+	args := append([]string{"-c", dst, "-J", "--connect-timeout", "3000",
+		"-t", strconv.Itoa(int(d / time.Second)),
+		"-O", strconv.Itoa(int(omit / time.Second))}, extra...)
 	out, runErr := h.Exec(ctx, "iperf3", args...).Output()
 	if err := ctx.Err(); err != nil {
 		// Killed half way: what it wrote is not worth parsing.
@@ -145,7 +165,6 @@ func iperf(ctx context.Context, h *lab.Host, p path, dir direction, cfg config) 
 	if err != nil {
 		return r, fmt.Errorf("iperf3 %s: %w", strings.Join(args, " "), errors.Join(err, runErr))
 	}
-	r.Path = p.name
 	return r, nil
 }
 
