@@ -15,6 +15,7 @@ want clang clang
 want llvm-strip llvm
 want iperf3 iperf3
 want tc iproute2
+want nstat iproute2
 for extra in "$@"; do
 	case "$extra" in
 	ovs) want ovs-vswitchd openvswitch-switch ;;

@@ -21,8 +21,10 @@ import (
 )
 
 const usage = `nicteam-bench measures single-flow TCP throughput through a 2-member team
-against a plain NIC (iperf3, alternated runs) and the outage a sequenced UDP
-stream sees when the member carrying it loses its cable. It builds a lab of
+against a plain NIC (iperf3, alternated runs), the outage a sequenced UDP
+stream sees when the member carrying it loses its cable, and how much of
+their members' rate teams of 2 and 4 rate-limited members give 2 to 8 TCP
+flows under TransportPorts and Dynamic (and the reordering). It builds a lab of
 network namespaces, starts nicteamd there, and removes all of it at the end,
 also on error or Ctrl-C. It needs root, iperf3, ethtool and Go (to build the
 daemon unless -bin is given).
@@ -43,11 +45,16 @@ type config struct {
 	jsonOut  string // JSON results; "" for none
 	bin      string // prebuilt nicteamd and nicteam-seqstream; "" to build
 	command  string // how the benchmark was invoked, for the report
+	// balanceRuns is the load-balancing figure's runs per case and
+	// algorithm; only, if not "", the one figure to measure.
+	balanceRuns int
+	only        string
 }
 
-// Defaults take about three minutes: single iperf3 runs on a 2-core machine
-// vary by tens of percent, and 9 alternated runs give a stable median.
-// -quick takes about twenty seconds.
+// Defaults take about three minutes, and the load-balancing figure about
+// two more: single iperf3 runs on a 2-core machine vary by tens of
+// percent, and 9 alternated runs give a stable median. -quick takes about
+// half a minute.
 const (
 	defaultRuns     = 9
 	defaultPulls    = 12
@@ -107,10 +114,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.pulls, "pulls", defaultPulls, "cable pulls `N`")
 	fs.Uint64Var(&cfg.pps, "pps", defaultPPS, "packets per second `N` of the stream during pulls")
 	fs.DurationVar(&cfg.duration, "duration", defaultDuration, "length `D` of each iperf3 run, whole seconds")
-	fs.BoolVar(&cfg.quick, "quick", false, fmt.Sprintf("smoke test: -runs %d -pulls %d -duration %v and no warm-up, unless given", quickRuns, quickPulls, quickDuration))
+	fs.BoolVar(&cfg.quick, "quick", false, fmt.Sprintf("smoke test: -runs %d -pulls %d -duration %v -balance-runs %d, no warm-up and one load-balancing case, unless given", quickRuns, quickPulls, quickDuration, quickBalanceRuns))
 	fs.StringVar(&cfg.out, "o", "", "write the Markdown report to `FILE` (default stdout)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "write the results as JSON to `FILE` (default: beside -o, with .json; none when the report goes to stdout)")
 	fs.StringVar(&cfg.bin, "bin", "", "use nicteamd and nicteam-seqstream from `DIR` instead of building them")
+	fs.IntVar(&cfg.balanceRuns, "balance-runs", defaultBalanceRuns, "load-balancing runs `N` per case and algorithm, alternated")
+	fs.StringVar(&cfg.only, "only", "", "measure only `FIGURE`: "+onlyBalance)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -140,6 +149,9 @@ func applyQuick(cfg *config, fs *flag.FlagSet) {
 	if !set["duration"] {
 		cfg.duration = quickDuration
 	}
+	if !set["balance-runs"] {
+		cfg.balanceRuns = quickBalanceRuns
+	}
 	cfg.omit = 0
 }
 
@@ -147,6 +159,10 @@ func (c config) validate() error {
 	switch {
 	case c.runs < 1:
 		return fmt.Errorf("-runs %d: want at least 1", c.runs)
+	case c.balanceRuns < 1:
+		return fmt.Errorf("-balance-runs %d: want at least 1", c.balanceRuns)
+	case c.only != "" && c.only != onlyBalance:
+		return fmt.Errorf("-only %q: want %s", c.only, onlyBalance)
 	case c.pulls < 1:
 		return fmt.Errorf("-pulls %d: want at least 1", c.pulls)
 	case c.pps < 1000:

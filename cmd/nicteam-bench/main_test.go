@@ -165,19 +165,21 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.runs != defaultRuns || cfg.pulls != defaultPulls || cfg.pps != defaultPPS ||
-		cfg.duration != defaultDuration || cfg.omit != defaultOmit || cfg.jsonOut != "docs/benchmarks.json" {
+	if cfg.runs != defaultRuns || cfg.pulls != defaultPulls || cfg.pps != defaultPPS || cfg.balanceRuns != defaultBalanceRuns ||
+		cfg.duration != defaultDuration || cfg.omit != defaultOmit || cfg.jsonOut != "docs/benchmarks.json" || cfg.only != "" {
 		t.Errorf("defaults: got %+v", cfg)
 	}
 	cfg, err = parseFlags([]string{"-quick", "-pulls", "3"}, &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.runs != quickRuns || cfg.pulls != 3 || cfg.duration != quickDuration || cfg.omit != 0 || cfg.jsonOut != "" {
+	if cfg.runs != quickRuns || cfg.pulls != 3 || cfg.duration != quickDuration || cfg.omit != 0 || cfg.jsonOut != "" ||
+		cfg.balanceRuns != quickBalanceRuns {
 		t.Errorf("-quick -pulls 3: got %+v", cfg)
 	}
 	for _, bad := range [][]string{
 		{"-runs", "0"}, {"-pulls", "0"}, {"-pps", "10"}, {"-duration", "1500ms"}, {"extra"},
+		{"-balance-runs", "0"}, {"-only", "throughput"},
 	} {
 		if _, err := parseFlags(bad, &stderr); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", bad)
@@ -294,8 +296,15 @@ func TestQuickSmoke(t *testing.T) {
 	if err := json.Unmarshal(b, &res); err != nil {
 		t.Fatal(err)
 	}
-	if left := leftovers(res.Lab.Prefix, res.Lab.Pins); res.Lab.Prefix == "" || res.Lab.Pins == "" || len(left) > 0 {
-		t.Errorf("lab %+v: left behind %v", res.Lab, left)
+	for _, l := range []LabInfo{res.Lab, res.Balance.Lab} {
+		if left := leftovers(l.Prefix, l.Pins); l.Prefix == "" || l.Pins == "" || len(left) > 0 {
+			t.Errorf("lab %+v: left behind %v", l, left)
+		}
+	}
+	// One case, each algorithm once.
+	if b := res.Balance; len(b.Cases) != 1 || len(b.Runs) != len(balanceAlgorithms) || b.Cases[0].Dynamic.Ratio <= 0 ||
+		b.Cases[0].TransportPorts.Ratio <= 0 || b.Runs[0].Segments == 0 {
+		t.Errorf("balance: %+v, want one case with a positive run of each algorithm", b)
 	}
 	if len(res.Throughput.Directions) != len(directions) {
 		t.Fatalf("%d throughput directions, want %d", len(res.Throughput.Directions), len(directions))
@@ -318,7 +327,7 @@ func TestQuickSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Quick mode", "## Single-flow TCP throughput", "## Failover outage", res.Machine.Kernel} {
+	for _, want := range []string{"Quick mode", "## Single-flow TCP throughput", "## Failover outage", "## Load balancing", res.Machine.Kernel} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report lacks %q", want)
 		}

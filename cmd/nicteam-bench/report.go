@@ -23,9 +23,12 @@ func renderMarkdown(res *Results) string {
 	b.WriteString("# nicteam benchmarks\n\n")
 	b.WriteString("Written by nicteam-bench (`make bench`); do not edit by hand: rerun it.\n\n")
 	writeSetup(&b, res)
-	writeSummary(&b, res)
-	writeThroughput(&b, &res.Throughput, res.Machine.CPUs)
-	writeFailover(&b, &res.Failover)
+	if compared(res) {
+		writeSummary(&b, res)
+		writeThroughput(&b, &res.Throughput, res.Machine.CPUs)
+		writeFailover(&b, &res.Failover)
+	}
+	writeBalance(&b, res)
 	return b.String()
 }
 
@@ -46,12 +49,19 @@ func writeSetup(b *strings.Builder, res *Results) {
 	if res.Settings.Quick {
 		b.WriteString("**Quick mode**: one iteration of each figure, a smoke test; the figures are not medians of anything.\n\n")
 	}
+	if !compared(res) {
+		return
+	}
 	fmt.Fprintf(b, "The lab is network namespaces on this machine: a host, a peer and a switch (a Linux bridge), "+
 		"cabled with veth pairs. On the host, nicteamd runs `%s` = %s (SwitchIndependent, TransportPorts) "+
 		"with 10.77.0.1/24, and %s stays a plain NIC with %s; the peer holds 10.77.0.2 and %s on one NIC, "+
 		"so the destination address picks the path. Everything is removed at the end.\n\n",
 		teamName, strings.Join(teamMembers, " + "), plainNIC, plainCIDR, plainPeer)
 }
+
+// compared says whether the run measured the team against the plain NIC
+// (throughput and failover), which -only skips.
+func compared(res *Results) bool { return len(res.Throughput.Directions) > 0 }
 
 func writeSummary(b *strings.Builder, res *Results) {
 	b.WriteString("## Summary\n\n| figure | measured | target | met |\n|---|---|---|---|\n")

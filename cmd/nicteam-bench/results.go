@@ -18,6 +18,7 @@ type Results struct {
 	Lab        LabInfo    `json:"lab"`
 	Throughput Throughput `json:"throughput"`
 	Failover   Failover   `json:"failover"`
+	Balance    Balance    `json:"balance"`
 }
 
 // Settings are the flags that shaped the run.
@@ -129,6 +130,14 @@ func bench(ctx context.Context, cfg config, log io.Writer) (_ *Results, err erro
 	if res.Machine, err = readMachine(); err != nil {
 		return nil, err
 	}
+	if cfg.only == onlyBalance {
+		// Its lab is its own: skip the others'.
+		if res.Balance, err = measureBalance(ctx, cfg, cfg.bin, log); err != nil {
+			return nil, err
+		}
+		res.Machine.LoadAfter = loadAverage()
+		return res, nil
+	}
 	e, err := newEnv(ctx, cfg.bin, log)
 	if err != nil {
 		return nil, err
@@ -145,6 +154,10 @@ func bench(ctx context.Context, cfg config, log io.Writer) (_ *Results, err erro
 	}
 	fmt.Fprintf(log, "failover: %d pulls at %d pps\n", cfg.pulls, cfg.pps)
 	if res.Failover, err = measureFailover(ctx, e, cfg); err != nil {
+		return nil, err
+	}
+	// The binaries the first lab built serve the balance figure's lab too.
+	if res.Balance, err = measureBalance(ctx, cfg, e.bin, log); err != nil {
 		return nil, err
 	}
 	res.Machine.LoadAfter = loadAverage()
