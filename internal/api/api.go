@@ -27,6 +27,8 @@ type Team struct {
 	MACPolicy              team.MACPolicy  `json:"macPolicy"`
 	LacpTimer              *team.LacpTimer `json:"lacpTimer,omitempty"` // Lacp teams only
 	MinLinks               int             `json:"minLinks,omitempty"`
+	FlowletGap             string          `json:"flowletGap,omitempty"`        // Dynamic teams only
+	RebalanceInterval      string          `json:"rebalanceInterval,omitempty"` // Dynamic teams only
 }
 
 // Member is one member as Get-NetLbfoTeamMember shows it.
@@ -61,6 +63,14 @@ type NewTeam struct {
 	MACPolicy string   `json:"macPolicy,omitempty"`              // keep, follow, auto (default)
 	Notify
 	LacpSettings
+	DynamicSettings
+}
+
+// DynamicSettings tune the Dynamic algorithm; empty fields keep the
+// defaults, or the current values on a change.
+type DynamicSettings struct {
+	FlowletGap        string `json:"flowletGap,omitempty"`        // Go duration, 10µs-1s, default 500µs
+	RebalanceInterval string `json:"rebalanceInterval,omitempty"` // Go duration, 10ms-1m, default 250ms
 }
 
 // LacpSettings tunes a Lacp team (and min-links any team); empty fields
@@ -88,6 +98,7 @@ type SetTeam struct {
 	MACPolicy string `json:"macPolicy,omitempty"`
 	Notify
 	LacpSettings
+	DynamicSettings
 }
 
 // Lacp is a team's LACP as `nicteam lacp` shows it.

@@ -24,11 +24,12 @@ Teams:
   new NAME --members A,B[,...] [--mode MODE] [--lb ALG] [--standby IF] [--up-delay D]
       [--mac-policy auto|keep|follow] [--notify-count N] [--notify-interval D] [--verify-timeout D]
       [--lacp-timer fast|slow] [--lacp-system-priority N] [--lacp-key N] [--lacp-port-priority N]
-      [--min-links N]
+      [--min-links N] [--flowlet-gap D] [--rebalance-interval D]
                         create a team (New-NetLbfoTeam)
   get [NAME]            show teams (Get-NetLbfoTeam)
   set NAME [--mode MODE] [--lb ALG] [--up-delay D] [--mac-policy P] [--notify-… ] [--lacp-… ]
-      [--min-links N]   change a team (Set-NetLbfoTeam)
+      [--min-links N] [--flowlet-gap D] [--rebalance-interval D]
+                        change a team (Set-NetLbfoTeam)
   lacp NAME             LACP actor and partner per member: system, key, port, state bits, mux
   ports NAME            endpoints behind a hyperv-port or dynamic team (container and VM
                         MACs on a bridge above it) and the member each is pinned to
@@ -58,6 +59,9 @@ ALG:  dynamic (default), transport-ports, ip-addresses, mac-addresses, hyperv-po
       hyperv-port pins each endpoint behind the team (a MAC its bridge learned) to one
       member, spread evenly; dynamic hashes flows, moves them between members at flowlet
       boundaries as load changes, and pins endpoints for their ARP/ND and inbound traffic.
+      --flowlet-gap (default 500µs): the pause after which a flow may move; it must exceed
+      the difference in delay between the members' paths, queues included.
+      --rebalance-interval (default 250ms): how often buckets move by measured load.
 MAC policy (when the member whose MAC the team wears fails):
   auto (default) keep the MAC, verify neighbours still reach it, else follow;
   keep           keep the MAC and announce it from the new primary (learning switches);
@@ -236,6 +240,7 @@ func (c *command) newTeam(args []string) error {
 	upDelay := fs.String("up-delay", "", "wait this long after carrier returns before a member carries traffic")
 	macPolicy, notify := macFlags(fs)
 	lacpSet := lacpFlags(fs)
+	dyn := dynamicFlags(fs)
 	o := output(fs)
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
@@ -247,7 +252,7 @@ func (c *command) newTeam(args []string) error {
 	t, err := c.client.NewTeam(c.ctx, api.NewTeam{
 		Name: pos[0], Members: splitList(*members), Standby: *standby,
 		Mode: *mode, Algorithm: *lb, UpDelay: *upDelay, MACPolicy: *macPolicy, Notify: *notify,
-		LacpSettings: lacpSet(),
+		LacpSettings: lacpSet(), DynamicSettings: *dyn,
 	})
 	if err != nil {
 		return err
@@ -283,6 +288,14 @@ func lacpFlags(fs *flag.FlagSet) func() api.LacpSettings {
 		return nil
 	})
 	return func() api.LacpSettings { return l }
+}
+
+// dynamicFlags adds the Dynamic options new and set share.
+func dynamicFlags(fs *flag.FlagSet) *api.DynamicSettings {
+	var d api.DynamicSettings
+	fs.StringVar(&d.FlowletGap, "flowlet-gap", "", "dynamic: the pause after which a flow may move to another member (10µs-1s)")
+	fs.StringVar(&d.RebalanceInterval, "rebalance-interval", "", "dynamic: how often buckets move by measured load (10ms-1m)")
+	return &d
 }
 
 func splitList(s string) []string {
@@ -326,14 +339,15 @@ func (c *command) set(args []string) error {
 	upDelay := fs.String("up-delay", "", "up-delay")
 	macPolicy, notify := macFlags(fs)
 	lacpSet := lacpFlags(fs)
+	dyn := dynamicFlags(fs)
 	o := output(fs)
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	req := api.SetTeam{Mode: *mode, Algorithm: *lb, UpDelay: *upDelay, MACPolicy: *macPolicy, Notify: *notify, LacpSettings: lacpSet()}
+	req := api.SetTeam{Mode: *mode, Algorithm: *lb, UpDelay: *upDelay, MACPolicy: *macPolicy, Notify: *notify, LacpSettings: lacpSet(), DynamicSettings: *dyn}
 	if req == (api.SetTeam{}) {
-		return usagef("nothing to change: give --mode, --lb, --up-delay, --mac-policy, a --notify option, a --lacp option or --min-links")
+		return usagef("nothing to change: give --mode, --lb, --up-delay, --mac-policy, a --notify option, a --lacp option, --min-links, --flowlet-gap or --rebalance-interval")
 	}
 	t, err := c.client.SetTeam(c.ctx, pos[0], req)
 	if err != nil {

@@ -55,6 +55,9 @@ func writeTeams(w io.Writer, ts []api.Team) {
 		if t.LacpTimer != nil {
 			r = append(r, [2]string{"LacpTimer", t.LacpTimer.String()})
 		}
+		if t.FlowletGap != "" {
+			r = append(r, [2]string{"FlowletGap", t.FlowletGap}, [2]string{"RebalanceInterval", t.RebalanceInterval})
+		}
 		recs = append(recs, append(r, [2]string{"Status", t.Status.String()}))
 	}
 	writeList(w, recs)

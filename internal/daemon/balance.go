@@ -17,10 +17,21 @@ import (
 
 // flowletOf is the datapath's flowlet gap for a spec: on for Dynamic only.
 func flowletOf(s *team.Spec) time.Duration {
-	if s.Algorithm == team.Dynamic {
-		return datapath.DefaultFlowlet
+	switch {
+	case s.Algorithm != team.Dynamic:
+		return 0
+	case s.Dynamic.FlowletGap > 0:
+		return s.Dynamic.FlowletGap
 	}
-	return 0
+	return datapath.DefaultFlowlet
+}
+
+// intervalOf is how often a Dynamic team is rebalanced.
+func intervalOf(s *team.Spec) time.Duration {
+	if s.Dynamic.Interval > 0 {
+		return s.Dynamic.Interval
+	}
+	return balance.DefaultInterval
 }
 
 // carrierWeightsLocked weighs each carrier by its link speed.
@@ -42,37 +53,47 @@ func placeLocked(t *teamRT, weights []team.Weighted) team.Table {
 	return team.Assign(t.table, weights)
 }
 
-// rebalancer moves Dynamic teams' buckets by load every interval.
+// rebalancer moves Dynamic teams' buckets by load, each team at its own
+// interval. It wakes when the next team is due, and at least every
+// default interval, so a new team or a shorter interval starts soon.
 func (d *Daemon) rebalancer(ctx context.Context) {
-	tick := time.NewTicker(balance.DefaultInterval)
-	defer tick.Stop()
+	timer := time.NewTimer(balance.DefaultInterval)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			d.rebalanceAll(now)
+		case now := <-timer.C:
+			timer.Reset(d.rebalanceAll(now))
 		}
 	}
 }
 
-// rebalanceAll reads each Dynamic team's bucket counters without the
-// lock (a few hundred map reads must not delay a failover) and applies
-// the rebalancer's table under it, if the team is still the same.
-func (d *Daemon) rebalanceAll(now time.Time) {
+// rebalanceAll reads the bucket counters of each Dynamic team that is due
+// without the lock (a few hundred map reads must not delay a failover) and
+// applies the rebalancer's table under it, if the team is still the same.
+// It returns how long until the next team is due.
+func (d *Daemon) rebalanceAll(now time.Time) time.Duration {
 	type job struct {
 		name string
 		dp   *datapath.Team
 	}
 	var jobs []job
+	wait := balance.DefaultInterval
 	d.mu.Lock()
 	for _, name := range d.order {
 		t := d.teams[name]
-		if t.dp != nil && t.rec.Spec.Algorithm == team.Dynamic && len(t.eval.Carriers) > 1 {
-			jobs = append(jobs, job{name, t.dp})
-		} else {
+		if t.dp == nil || t.rec.Spec.Algorithm != team.Dynamic || len(t.eval.Carriers) < 2 {
 			t.balancer = nil // starts afresh when it applies again
+			continue
 		}
+		if t.balancer != nil && now.Before(t.nextRebalance) {
+			wait = min(wait, t.nextRebalance.Sub(now))
+			continue
+		}
+		t.nextRebalance = now.Add(intervalOf(&t.rec.Spec))
+		wait = min(wait, intervalOf(&t.rec.Spec))
+		jobs = append(jobs, job{name, t.dp})
 	}
 	d.mu.Unlock()
 	for _, j := range jobs {
@@ -90,6 +111,7 @@ func (d *Daemon) rebalanceAll(now time.Time) {
 		}
 		d.mu.Unlock()
 	}
+	return wait
 }
 
 func (d *Daemon) rebalanceLocked(t *teamRT, now time.Time, bytes [team.NumBuckets]uint64) {

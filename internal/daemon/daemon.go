@@ -76,6 +76,8 @@ type teamRT struct {
 	stopEndpoints context.CancelFunc
 	// balancer places a Dynamic team's buckets by load; nil otherwise.
 	balancer *balance.Rebalancer
+	// nextRebalance is when the balancer runs next.
+	nextRebalance time.Time
 	// lacp runs the protocol of a Lacp team; nil for other modes.
 	lacp *lacpRT
 	// resumeLACP lists the members of an adopted team that held buckets,

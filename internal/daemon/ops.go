@@ -60,7 +60,7 @@ func (d *Daemon) teamLocked(name string) (*teamRT, error) {
 func parseSpec(req api.NewTeam) (team.Spec, error) {
 	s, err := applySet(team.Spec{Name: req.Name}, api.SetTeam{
 		Mode: req.Mode, Algorithm: req.Algorithm, UpDelay: req.UpDelay, MACPolicy: req.MACPolicy, Notify: req.Notify,
-		LacpSettings: req.LacpSettings,
+		LacpSettings: req.LacpSettings, DynamicSettings: req.DynamicSettings,
 	})
 	if err != nil {
 		return s, err
@@ -228,7 +228,35 @@ func applySet(s team.Spec, req api.SetTeam) (team.Spec, error) {
 			return s, err
 		}
 	}
+	if s, err = applyDynamic(s, req.DynamicSettings); err != nil {
+		return s, err
+	}
 	return applyLacp(s, req.LacpSettings)
+}
+
+func applyDynamic(s team.Spec, req api.DynamicSettings) (team.Spec, error) {
+	for _, f := range []struct {
+		what     string
+		v        string
+		min, max time.Duration
+		to       *time.Duration
+	}{
+		{"flowlet gap", req.FlowletGap, team.MinFlowletGap, team.MaxFlowletGap, &s.Dynamic.FlowletGap},
+		{"rebalance interval", req.RebalanceInterval, team.MinInterval, team.MaxInterval, &s.Dynamic.Interval},
+	} {
+		if f.v == "" {
+			continue
+		}
+		d, err := parseDuration(f.what, f.v)
+		if err != nil {
+			return s, err
+		}
+		if d < f.min || d > f.max {
+			return s, team.Invalid(fmt.Errorf("%s %s: want %s to %s", f.what, d, f.min, f.max))
+		}
+		*f.to = d
+	}
+	return s, nil
 }
 
 func applyLacp(s team.Spec, req api.LacpSettings) (team.Spec, error) {
@@ -403,6 +431,10 @@ func (d *Daemon) teamViewLocked(t *teamRT) api.Team {
 		v.LacpTimer = &t.rec.Spec.Lacp.Timer
 	}
 	v.MinLinks = t.rec.Spec.MinLinks
+	if t.rec.Spec.Algorithm == team.Dynamic {
+		v.FlowletGap = flowletOf(&t.rec.Spec).String()
+		v.RebalanceInterval = intervalOf(&t.rec.Spec).String()
+	}
 	return v
 }
 

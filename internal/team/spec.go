@@ -31,7 +31,29 @@ type Spec struct {
 	// to be up; below it the team is Down (bonding's min_links). Zero and
 	// one mean any member will do.
 	MinLinks int `json:"minLinks,omitempty"`
+	// Dynamic tunes the Dynamic algorithm; zero values take the defaults.
+	Dynamic DynamicSpec `json:"dynamic,omitzero"`
 }
+
+// DynamicSpec tunes the Dynamic algorithm.
+type DynamicSpec struct {
+	// FlowletGap is how long a flow must pause before it may follow its
+	// bucket to another member.
+	FlowletGap time.Duration `json:"flowletGap,omitempty"`
+	// Interval is how often buckets are moved by measured load.
+	Interval time.Duration `json:"interval,omitempty"`
+}
+
+// Bounds of the Dynamic settings: a gap below a few µs is below the
+// jitter of one path, above a second no flow would ever move; the
+// rebalancer needs a few ms of counters to measure, and one that waits
+// minutes is not dynamic.
+const (
+	MinFlowletGap = 10 * time.Microsecond
+	MaxFlowletGap = time.Second
+	MinInterval   = 10 * time.Millisecond
+	MaxInterval   = time.Minute
+)
 
 // LacpSpec is a Lacp team's protocol settings.
 type LacpSpec struct {

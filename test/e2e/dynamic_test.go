@@ -36,8 +36,10 @@ func udpFrame(src, dst netip.Addr, sport, dport uint16) []byte {
 // must move it only at a pause: no packet lost or reordered.
 func TestDynamicRebalancesWithoutReordering(t *testing.T) {
 	e := newEnv(t, 2)
-	e.mustCLI("new", "Team0", "--members", "eth1,eth2", "--lb", "dynamic")
-	e.waitStatus("Team0", "Up")
+	e.mustCLI("new", "Team0", "--members", "eth1,eth2", "--lb", "dynamic", "--flowlet-gap", "300us", "--rebalance-interval", "100ms")
+	if tm := e.waitStatus("Team0", "Up"); tm.FlowletGap != "300µs" || tm.RebalanceInterval != "100ms" {
+		t.Errorf("flowlet gap %q, rebalance interval %q; want 300µs and 100ms", tm.FlowletGap, tm.RebalanceInterval)
+	}
 	e.hostRun("ip", "addr", "add", "10.77.0.1/24", "dev", "Team0")
 	e.ping("10.77.0.2", 2, 10*time.Millisecond)
 

@@ -254,6 +254,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{[]string{"new", "Team2", "--members", "spare0", "--mode", "lacp", "--lacp-key", "70000"}, "want 1 to 65535"},
 		{[]string{"set", "Team0", "--min-links", "300"}, "want 0 to 256"},
 		{[]string{"set", "Team0", "--lb", "bogus"}, "unknown load-balancing algorithm"},
+		{[]string{"set", "Team0", "--flowlet-gap", "5us"}, "flowlet gap 5µs: want 10µs to 1s"},
+		{[]string{"set", "Team0", "--rebalance-interval", "2m"}, "rebalance interval 2m0s: want 10ms to 1m0s"},
+		{[]string{"new", "Team2", "--members", "spare0", "--flowlet-gap", "soon"}, "want a duration"},
 		{[]string{"get", "NoTeam"}, `no team "NoTeam"`},
 	}
 	for _, c := range cases {
