@@ -70,7 +70,9 @@ func writeBalance(b *strings.Builder, res *Results) {
 		"A move reorders a flow when its frames still wait in the old member's queue after the flowlet gap: the "+
 		"gap, %s, is sized for NIC queues, but a token bucket queues up to %s, so a flow that pauses while its "+
 		"member's queue is long can overtake its own frames: each flow moved then leaves some dozens of segments "+
-		"out of order, once. A member's queue on real hardware is its NIC ring "+
+		"out of order, once. A longer `--flowlet-gap` trades that for balance: a TCP flow that fills its member "+
+		"rarely pauses for as long as the queue it builds, so with a gap near the token bucket's queue bound "+
+		"flows stop moving and Dynamic does no better than TransportPorts. A member's queue on real hardware is its NIC ring "+
 		"(tens to hundreds of µs) unless a switch port behind it congests. Runs are %s long: a short one weighs "+
 		"the moves and their reordering more than a long-lived flow would.\n\n",
 		bl.RateMbit, balance.DefaultInterval, balance.DefaultTolerance*100, datapath.DefaultFlowlet, bl.Latency, bl.Duration)
