@@ -25,10 +25,7 @@ func TestFlowlets(t *testing.T) {
 	flow := testFrames["ipv4-tcp"].bytes()
 	bucket := Hash(HashTransportPorts, flow) % NumBuckets
 	tableOf := func(rest, flowBucket uint32) [NumBuckets]uint32 {
-		var tb [NumBuckets]uint32
-		for i := range tb {
-			tb[i] = rest
-		}
+		tb := uniform(rest)
 		tb[bucket] = flowBucket
 		return tb
 	}
@@ -155,6 +152,14 @@ func setBuckets(t *testing.T, team *Team, b [NumBuckets]uint32) {
 	if err := team.SetBuckets(b); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// uniform returns a bucket table whose every bucket names member.
+func uniform(member uint32) (tb [NumBuckets]uint32) {
+	for i := range tb {
+		tb[i] = member
+	}
+	return tb
 }
 
 // sendVia runs frame through the egress program and returns the member it
@@ -352,10 +357,7 @@ func BenchmarkEgress(b *testing.B) {
 		b.Run(bm.name, func(b *testing.B) {
 			team := loadTeamForTest(b, Config{TeamIfindex: 1, TeamMAC: macA, Flowlet: bm.gap})
 			testMember(b, team, a, macB, 0)
-			var tb [NumBuckets]uint32
-			for i := range tb {
-				tb[i] = a
-			}
+			tb := uniform(a)
 			if err := team.SetBuckets(tb); err != nil {
 				b.Fatal(err)
 			}
@@ -390,10 +392,7 @@ func TestAffinity(t *testing.T) {
 	frameD := endpoint.bytes()
 	bucket := Hash(HashSourceMAC, frameD) % NumBuckets
 	tableOf := func(rest, endpointBucket uint32) [NumBuckets]uint32 {
-		var tb [NumBuckets]uint32
-		for i := range tb {
-			tb[i] = rest
-		}
+		tb := uniform(rest)
 		tb[bucket] = endpointBucket
 		return tb
 	}
@@ -412,10 +411,7 @@ func TestAffinity(t *testing.T) {
 		{name: "pinned member detached", hash: HashSourceMAC, pin: b, table: tableOf(b, a), detach: true, want: a},
 		{name: "pinned to an unknown member", hash: HashSourceMAC, pin: 99, table: tableOf(b, a), want: a},
 		{name: "other policy", hash: HashTransportPorts, pin: b, table: func() [NumBuckets]uint32 {
-			var tb [NumBuckets]uint32
-			for i := range tb {
-				tb[i] = b
-			}
+			tb := uniform(b)
 			tb[Hash(HashTransportPorts, frameD)%NumBuckets] = a
 			return tb
 		}(), want: a},
@@ -518,10 +514,7 @@ func TestPortAffinity(t *testing.T) {
 			team := loadTeamForTest(t, cfg)
 			testMember(t, team, a, macB, 0)
 			testMember(t, team, b, macC, MemberTxOwnMAC)
-			var tb [NumBuckets]uint32
-			for i := range tb {
-				tb[i] = b
-			}
+			tb := uniform(b)
 			setBuckets(t, team, tb) // b is in the table when pinned
 			if err := team.SetAffinity(macD, b); err != nil {
 				t.Fatal(err)

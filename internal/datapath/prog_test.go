@@ -257,10 +257,7 @@ func TestEgressNeighbourViaPrimary(t *testing.T) {
 			// Had the frame left through the other member, its source
 			// would have become that member's MAC.
 			testMember(t, team, other, macC, MemberTxOwnMAC)
-			var b [NumBuckets]uint32
-			for i := range b {
-				b[i] = other
-			}
+			b := uniform(other)
 			if err := team.SetBuckets(b); err != nil {
 				t.Fatal(err)
 			}

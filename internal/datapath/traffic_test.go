@@ -58,10 +58,7 @@ func TestTraffic(t *testing.T) {
 	// through the member the buckets name.
 	primary := m1
 	for _, active := range []netlink.Link{m1, m2} {
-		var b [NumBuckets]uint32
-		for i := range b {
-			b[i] = uint32(active.Attrs().Index)
-		}
+		b := uniform(uint32(active.Attrs().Index))
 		if err := tm.SetBuckets(b); err != nil {
 			t.Fatal(err)
 		}
