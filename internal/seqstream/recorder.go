@@ -2,6 +2,7 @@ package seqstream
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -50,11 +51,34 @@ type Report struct {
 	// something only when sender and receiver share a clock, as in a lab
 	// on one machine.
 	MaxDelayUs int64 `json:"maxDelayUs"`
+	// Arrivals is the received rate over time, when the Recorder was
+	// asked for it.
+	Arrivals *Arrivals `json:"arrivals,omitempty"`
+}
+
+// Arrivals counts the data packets received (not duplicates) in
+// consecutive bins of arrival time: the received rate over time, to see
+// a failover rather than read about it.
+type Arrivals struct {
+	StartNs int64    `json:"startNs"` // the first bin's start, ns since the Unix epoch
+	BinUs   int64    `json:"binUs"`   // each bin's width
+	Counts  []uint32 `json:"counts"`
+}
+
+// Bin returns the index of the bin that time at falls in; it may be
+// outside Counts.
+func (a *Arrivals) Bin(at time.Time) int {
+	return int(at.Sub(time.Unix(0, a.StartNs)).Microseconds() / a.BinUs)
 }
 
 // Recorder accounts for the packets of one stream as they arrive. The zero
 // value is ready to use. It is not safe for concurrent use.
 type Recorder struct {
+	// Bin, if set to a microsecond or more before the first packet, makes
+	// the Recorder count arrivals in bins of this width from the first
+	// arrival.
+	Bin time.Duration
+
 	started     bool
 	first       uint64
 	highest     uint64
@@ -67,6 +91,7 @@ type Recorder struct {
 
 	outages  []Outage
 	maxDelay time.Duration
+	arrivals *Arrivals
 
 	ended bool
 	sent  uint64
@@ -131,9 +156,29 @@ func (r *Recorder) data(p Packet, at time.Time) {
 	}
 	r.received++
 	r.lastArrival = at
+	r.count(at)
 	if d := at.Sub(time.Unix(0, p.Sent)); d > r.maxDelay {
 		r.maxDelay = d
 	}
+}
+
+// count adds an arrival at at to its bin.
+func (r *Recorder) count(at time.Time) {
+	if r.Bin < time.Microsecond {
+		return
+	}
+	if r.arrivals == nil {
+		r.arrivals = &Arrivals{StartNs: at.UnixNano(), BinUs: r.Bin.Microseconds()}
+	}
+	i := r.arrivals.Bin(at)
+	if i < 0 {
+		// The clock stepped back; such an arrival has no bin.
+		return
+	}
+	for len(r.arrivals.Counts) <= i {
+		r.arrivals.Counts = append(r.arrivals.Counts, 0)
+	}
+	r.arrivals.Counts[i]++
 }
 
 func (r *Recorder) mark(s uint64)        { r.seen[s%window/64] |= 1 << (s % 64) }
@@ -165,6 +210,11 @@ func (r *Recorder) Report() Report {
 		LastSeq:    r.highest,
 		Outages:    append([]Outage{}, r.outages...),
 		MaxDelayUs: r.maxDelay.Microseconds(),
+	}
+	if r.arrivals != nil {
+		a := *r.arrivals
+		a.Counts = slices.Clone(a.Counts)
+		rep.Arrivals = &a
 	}
 	var expected uint64
 	if r.started {

@@ -221,6 +221,32 @@ func TestDue(t *testing.T) {
 	}
 }
 
+// TestRecorderArrivals counts distinct arrivals in 10 ms bins from the
+// first: a late packet counts where it arrived, a duplicate not at all.
+func TestRecorderArrivals(t *testing.T) {
+	r := Recorder{Bin: 10 * time.Millisecond}
+	buf := make([]byte, HeaderLen)
+	for _, s := range cat(steady(0, 9, ms(5)), []step{{seq: 9, at: ms(15)}, {seq: 30, at: ms(40)}, {seq: 12, at: ms(41)}}) {
+		Packet{Kind: Data, Seq: s.seq}.Put(buf)
+		r.Receive(buf, t0.Add(s.at))
+	}
+	a := r.Report().Arrivals
+	if a == nil {
+		t.Fatal("no arrivals")
+	}
+	if a.StartNs != t0.Add(ms(5)).UnixNano() || a.BinUs != 10000 || !reflect.DeepEqual(a.Counts, []uint32{10, 0, 0, 2}) {
+		t.Errorf("arrivals %+v, want from 5ms, 10ms bins, counts [10 0 0 2]", a)
+	}
+	if got := a.Bin(t0.Add(ms(30))); got != 2 {
+		t.Errorf("Bin(30ms) = %d, want 2", got)
+	}
+	var off Recorder
+	off.Receive(buf, t0)
+	if off.Report().Arrivals != nil {
+		t.Error("arrivals counted without a bin width")
+	}
+}
+
 func TestReportJSONAndText(t *testing.T) {
 	rep := record(t, cat(steady(0, 9, 0), steady(40, 49, ms(40)), []step{{seq: 60, at: ms(60), end: true}}))
 	b, err := json.Marshal(rep)
