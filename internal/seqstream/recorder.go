@@ -51,33 +51,31 @@ type Report struct {
 	// something only when sender and receiver share a clock, as in a lab
 	// on one machine.
 	MaxDelayUs int64 `json:"maxDelayUs"`
-	// Arrivals is the received rate over time, when the Recorder was
-	// asked for it.
-	Arrivals *Arrivals `json:"arrivals,omitempty"`
+	// Bins is the delivered rate over time, when the Recorder was asked
+	// for it.
+	Bins *Bins `json:"bins,omitempty"`
 }
 
-// Arrivals counts the data packets received (not duplicates) in
-// consecutive bins of arrival time: the received rate over time, to see
-// a failover rather than read about it.
-type Arrivals struct {
-	StartNs int64    `json:"startNs"` // the first bin's start, ns since the Unix epoch
-	BinUs   int64    `json:"binUs"`   // each bin's width
-	Counts  []uint32 `json:"counts"`
-}
-
-// Bin returns the index of the bin that time at falls in; it may be
-// outside Counts.
-func (a *Arrivals) Bin(at time.Time) int {
-	return int(at.Sub(time.Unix(0, a.StartNs)).Microseconds() / a.BinUs)
+// Bins counts the data packets received (not duplicates) per block of
+// consecutive sequence numbers, from the first to arrive: where in the
+// stream packets were lost, and so, as the sender paces them, when they
+// were due. Neither the receiver's scheduling nor the sender's (which
+// sends late packets in a burst) moves a packet to another bin.
+type Bins struct {
+	FirstSeq uint64 `json:"firstSeq"` // the first packet to arrive starts the first bin
+	// FirstSentNs is that packet's send time, ns since the Unix epoch: the
+	// time bins are measured from.
+	FirstSentNs int64    `json:"firstSentNs"`
+	Seqs        uint64   `json:"seqs"` // sequence numbers per bin
+	Counts      []uint32 `json:"counts"`
 }
 
 // Recorder accounts for the packets of one stream as they arrive. The zero
 // value is ready to use. It is not safe for concurrent use.
 type Recorder struct {
-	// Bin, if set to a microsecond or more before the first packet, makes
-	// the Recorder count arrivals in bins of this width from the first
-	// arrival.
-	Bin time.Duration
+	// BinSeqs, if set before the first packet, makes the Recorder count
+	// received packets in Bins of this many sequence numbers.
+	BinSeqs uint64
 
 	started     bool
 	first       uint64
@@ -91,7 +89,7 @@ type Recorder struct {
 
 	outages  []Outage
 	maxDelay time.Duration
-	arrivals *Arrivals
+	bins     *Bins
 
 	ended bool
 	sent  uint64
@@ -156,29 +154,30 @@ func (r *Recorder) data(p Packet, at time.Time) {
 	}
 	r.received++
 	r.lastArrival = at
-	r.count(at)
+	r.count(p)
 	if d := at.Sub(time.Unix(0, p.Sent)); d > r.maxDelay {
 		r.maxDelay = d
 	}
 }
 
-// count adds an arrival at at to its bin.
-func (r *Recorder) count(at time.Time) {
-	if r.Bin < time.Microsecond {
+// count adds p to its bin.
+func (r *Recorder) count(p Packet) {
+	if r.BinSeqs == 0 {
 		return
 	}
-	if r.arrivals == nil {
-		r.arrivals = &Arrivals{StartNs: at.UnixNano(), BinUs: r.Bin.Microseconds()}
+	if r.bins == nil {
+		r.bins = &Bins{FirstSeq: p.Seq, FirstSentNs: p.Sent, Seqs: r.BinSeqs}
 	}
-	i := r.arrivals.Bin(at)
-	if i < 0 {
-		// The clock stepped back; such an arrival has no bin.
+	if p.Seq < r.bins.FirstSeq {
+		// Sent before the first to arrive, and late: the bins start with
+		// the first, so it has none.
 		return
 	}
-	for len(r.arrivals.Counts) <= i {
-		r.arrivals.Counts = append(r.arrivals.Counts, 0)
+	i := (p.Seq - r.bins.FirstSeq) / r.BinSeqs
+	for uint64(len(r.bins.Counts)) <= i {
+		r.bins.Counts = append(r.bins.Counts, 0)
 	}
-	r.arrivals.Counts[i]++
+	r.bins.Counts[i]++
 }
 
 func (r *Recorder) mark(s uint64)        { r.seen[s%window/64] |= 1 << (s % 64) }
@@ -211,10 +210,10 @@ func (r *Recorder) Report() Report {
 		Outages:    append([]Outage{}, r.outages...),
 		MaxDelayUs: r.maxDelay.Microseconds(),
 	}
-	if r.arrivals != nil {
-		a := *r.arrivals
-		a.Counts = slices.Clone(a.Counts)
-		rep.Arrivals = &a
+	if r.bins != nil {
+		b := *r.bins
+		b.Counts = slices.Clone(b.Counts)
+		rep.Bins = &b
 	}
 	var expected uint64
 	if r.started {

@@ -221,29 +221,33 @@ func TestDue(t *testing.T) {
 	}
 }
 
-// TestRecorderArrivals counts distinct arrivals in 10 ms bins from the
-// first: a late packet counts where it arrived, a duplicate not at all.
-func TestRecorderArrivals(t *testing.T) {
-	r := Recorder{Bin: 10 * time.Millisecond}
+// TestRecorderBins counts distinct packets received per 10 sequence
+// numbers from the first to arrive: a late packet counts where it belongs,
+// a duplicate not at all, one before the first not at all.
+func TestRecorderBins(t *testing.T) {
+	r := Recorder{BinSeqs: 10}
 	buf := make([]byte, HeaderLen)
-	for _, s := range cat(steady(0, 9, ms(5)), []step{{seq: 9, at: ms(15)}, {seq: 30, at: ms(40)}, {seq: 12, at: ms(41)}}) {
-		Packet{Kind: Data, Seq: s.seq}.Put(buf)
-		r.Receive(buf, t0.Add(s.at))
+	for _, seq := range []uint64{
+		5, 6, 7, 8, 9,
+		9,  // duplicate
+		16, // the second bin
+		40, // the fourth
+		17, // late, the second
+		4,  // late, before the first to arrive
+	} {
+		Packet{Kind: Data, Seq: seq, Sent: t0.Add(ms(int(seq))).UnixNano()}.Put(buf)
+		if _, err := r.Receive(buf, t0.Add(ms(int(seq)+3))); err != nil {
+			t.Fatal(err)
+		}
 	}
-	a := r.Report().Arrivals
-	if a == nil {
-		t.Fatal("no arrivals")
-	}
-	if a.StartNs != t0.Add(ms(5)).UnixNano() || a.BinUs != 10000 || !reflect.DeepEqual(a.Counts, []uint32{10, 0, 0, 2}) {
-		t.Errorf("arrivals %+v, want from 5ms, 10ms bins, counts [10 0 0 2]", a)
-	}
-	if got := a.Bin(t0.Add(ms(30))); got != 2 {
-		t.Errorf("Bin(30ms) = %d, want 2", got)
+	want := &Bins{FirstSeq: 5, FirstSentNs: t0.Add(ms(5)).UnixNano(), Seqs: 10, Counts: []uint32{5, 2, 0, 1}}
+	if got := r.Report().Bins; !reflect.DeepEqual(got, want) {
+		t.Errorf("bins %+v, want %+v", got, want)
 	}
 	var off Recorder
 	off.Receive(buf, t0)
-	if off.Report().Arrivals != nil {
-		t.Error("arrivals counted without a bin width")
+	if off.Report().Bins != nil {
+		t.Error("bins counted without a bin width")
 	}
 }
 
