@@ -20,12 +20,13 @@ import (
 )
 
 // The topology: the host's eth1 and eth2 form the team, eth3 stays a plain
-// NIC on the same switch, and the peer holds an address in each subnet, so
-// the route alone decides which path a connection takes.
+// NIC and eth4 and eth5 form the OVS bond (ovs.go), all on the same
+// switch, and the peer holds an address in each subnet, so the route alone
+// decides which path a connection takes.
 const (
 	teamName   = "Team0"
 	plainNIC   = "eth3"
-	hostNICs   = 3
+	hostNICs   = 5
 	plainCIDR  = "10.78.0.1/24"
 	plainPeer  = "10.78.0.2"
 	peerPlain  = plainPeer + "/24"
@@ -39,7 +40,7 @@ const (
 var teamMembers = []string{"eth1", "eth2"}
 
 // binaries the benchmark runs in the lab.
-var binaries = []string{"nicteamd", "nicteam-seqstream"}
+var binaries = []string{"nicteamd", "nicteam", "nicteam-seqstream"}
 
 // env is one benchmark's world: the lab, nicteamd in its host, the team.
 type env struct {
@@ -47,8 +48,10 @@ type env struct {
 	dir    string // temporary: socket, state, built binaries
 	bin    string // where the binaries are
 	daemon *lab.Proc
+	socket string
 	client *api.Client
-	pins   string // the daemon's pin directory for the host's namespace
+	ovs    *lab.OVS // nil unless a section needs the OVS bond
+	pins   string   // the daemon's pin directory for the host's namespace
 	// sw is a netlink handle in the switch's namespace, opened beforehand
 	// so that a cable pull is one netlink call, timed to microseconds
 	// rather than to the milliseconds an ip command takes to start.
@@ -57,14 +60,15 @@ type env struct {
 }
 
 // newEnv builds the binaries (unless bin names them), the lab, the daemon
-// and the team. On error it undoes what it did.
-func newEnv(ctx context.Context, bin string, log io.Writer) (*env, error) {
+// and the team, and the OVS bond if withOVS. On error it undoes what it
+// did.
+func newEnv(ctx context.Context, bin string, withOVS bool, log io.Writer) (*env, error) {
 	dir, err := os.MkdirTemp("", "nicteam-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("set up: %w", err)
 	}
 	e := &env{dir: dir, bin: bin, log: log}
-	if err := e.setUp(ctx); err != nil {
+	if err := e.setUp(ctx, withOVS); err != nil {
 		if cerr := e.close(); cerr != nil {
 			err = fmt.Errorf("%w (cleaning up: %v)", err, cerr)
 		}
@@ -73,10 +77,10 @@ func newEnv(ctx context.Context, bin string, log io.Writer) (*env, error) {
 	return e, nil
 }
 
-func (e *env) setUp(ctx context.Context) error {
+func (e *env) setUp(ctx context.Context, withOVS bool) error {
 	if e.bin == "" {
 		e.bin = e.dir
-		fmt.Fprintln(e.log, "building nicteamd and nicteam-seqstream")
+		fmt.Fprintf(e.log, "building %s\n", strings.Join(binaries, ", "))
 		if err := build(ctx, e.dir); err != nil {
 			return err
 		}
@@ -102,7 +106,13 @@ func (e *env) setUp(ctx context.Context) error {
 	if err := e.startDaemon(ctx); err != nil {
 		return err
 	}
-	return e.createTeam(ctx)
+	if err := e.createTeam(ctx); err != nil {
+		return err
+	}
+	if withOVS {
+		return e.startOVS(ctx)
+	}
+	return nil
 }
 
 // build compiles the binaries into dir. Package paths rather than ./cmd
@@ -180,13 +190,13 @@ func (e *env) configureHost() error {
 }
 
 func (e *env) startDaemon(ctx context.Context) error {
-	socket := filepath.Join(e.dir, "nicteamd.sock")
+	e.socket = filepath.Join(e.dir, "nicteamd.sock")
 	p, err := e.lab.Host.Start(filepath.Join(e.bin, "nicteamd"),
-		"--socket", socket, "--state-dir", filepath.Join(e.dir, "state"))
+		"--socket", e.socket, "--state-dir", filepath.Join(e.dir, "state"))
 	if err != nil {
 		return err
 	}
-	e.daemon, e.client = p, api.NewClient(socket)
+	e.daemon, e.client = p, api.NewClient(e.socket)
 	ctx, cancel := context.WithTimeout(ctx, daemonWait)
 	defer cancel()
 	for {
@@ -195,7 +205,7 @@ func (e *env) startDaemon(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("start nicteamd: no answer on %s: %w: %s", socket, ctx.Err(), p.Output())
+			return fmt.Errorf("start nicteamd: no answer on %s: %w: %s", e.socket, ctx.Err(), p.Output())
 		case <-p.Done():
 			return fmt.Errorf("start nicteamd: exited: %v: %s", p.Wait(), p.Output())
 		case <-time.After(20 * time.Millisecond):
@@ -248,6 +258,11 @@ func (e *env) close() error {
 			errs = append(errs, fmt.Errorf("remove team: %w", err))
 		}
 		cancel()
+	}
+	if e.ovs != nil {
+		if err := e.ovs.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop ovs: %w", err))
+		}
 	}
 	if e.daemon != nil {
 		if err := e.daemon.Stop(); err != nil {
