@@ -413,11 +413,16 @@ func writeControl(b *strings.Builder, c *Control) {
 		"%s and %s of a core: it sleeps until the kernel tells it something, and a Dynamic team adds a "+
 		"read of the bucket counters and a rebalancing pass every 250 ms.\n\n",
 		kib(c.Idle.RSSKiB), kib(c.Busy.RSSKiB), c.Busy.CarriedGbps, cpuText(c.Idle), cpuText(c.Busy))
-	b.WriteString("What bounds it: creating a team is a few hundred netlink requests and BPF system calls " +
-		"(a veth pair for the team NIC, a tcx program on each member, maps pinned to bpffs) plus the CLI's " +
-		"own start of a few milliseconds, so it grows with the member count; removing restores every member. " +
-		"The footprint is the Go runtime's floor plus a few maps and buffers, and the CPU figure is as coarse " +
-		"as the kernel's 10 ms tick over the window.\n\n")
+	if len(c.Sizes) > 1 {
+		small, big := c.Sizes[0], c.Sizes[len(c.Sizes)-1]
+		perMember := (big.Median.UpMs - small.Median.UpMs) / float64(big.Members-small.Members)
+		fmt.Fprintf(b, "What bounds it: the work per member, about %.1f ms each here (the difference between the "+
+			"largest and the smallest team): attaching the member's tcx program and pinning its link, and "+
+			"taking the member over (MTU, promiscuity, up); and on top a fixed cost of the team NIC's veth pair, "+
+			"the maps and the CLI's own start. Removing undoes the same per member. ", perMember)
+	}
+	b.WriteString("The footprint is the Go runtime's floor plus the daemon's maps and buffers, and the CPU " +
+		"share is as coarse as the kernel's 10 ms tick over the window.\n\n")
 }
 
 // cpuText spells a CPU share, or that it was below the tick's resolution.

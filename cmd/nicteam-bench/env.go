@@ -251,11 +251,14 @@ func (e *env) close() error {
 	if e.client != nil {
 		// A fresh context: close also runs after Ctrl-C.
 		ctx, cancel := context.WithTimeout(context.Background(), statusWait)
-		// A team never made, or a daemon that died, leaves nothing for
-		// the daemon to undo; its pins are removed below.
-		err := e.client.RemoveTeam(ctx, teamName)
-		if err != nil && !isNotFound(err) && !errors.Is(err, api.ErrDaemonDown) {
-			errs = append(errs, fmt.Errorf("remove team: %w", err))
+		// Team0, and a team of the control section if it was stopped
+		// half way. A team never made, or a daemon that died, leaves
+		// nothing for the daemon to undo; its pins are removed below.
+		for _, name := range []string{teamName, lifecycleTeam} {
+			err := e.client.RemoveTeam(ctx, name)
+			if err != nil && !isNotFound(err) && !errors.Is(err, api.ErrDaemonDown) {
+				errs = append(errs, fmt.Errorf("remove team %s: %w", name, err))
+			}
 		}
 		cancel()
 	}

@@ -56,7 +56,7 @@ type config struct {
 	sections []section
 }
 
-// Defaults take about six minutes (see sections), leaving room under ten
+// Defaults take about five minutes (see sections), leaving room under ten
 // for more: single iperf3 runs on a 2-core machine vary by tens of
 // percent, and the median of 5 alternated runs of 2 s is steady enough to
 // hold a ratio to a few percent; 20 pulls per bond give a median and a
@@ -121,7 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Uint64Var(&cfg.pps, "pps", defaultPPS, "packets per second `N` of the stream during pulls")
 	fs.DurationVar(&cfg.duration, "duration", defaultDuration, "length `D` of each iperf3 run, whole seconds")
 	fs.BoolVar(&cfg.quick, "quick", false, fmt.Sprintf("smoke test: -runs %d -pulls %d -duration %v and no warm-up, unless given", quickRuns, quickPulls, quickDuration))
-	fs.StringVar(&cfg.out, "o", "", "write the Markdown report to `FILE` (default stdout)")
+	fs.StringVar(&cfg.out, "o", "", "write the Markdown report to `FILE`, the SVG plots beside it (default: the report to stdout, no plots)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "write the results as JSON to `FILE` (default: beside -o, with .json; none when the report goes to stdout)")
 	fs.StringVar(&cfg.bin, "bin", "", "use "+strings.Join(binaries, ", ")+" from `DIR` instead of building them")
 	only := fs.String("only", "", "run only the sections in `LIST`, comma-separated, of "+strings.Join(sectionNames(), ","))

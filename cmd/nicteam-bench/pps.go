@@ -150,18 +150,10 @@ func writePPS(b *strings.Builder, p *PPS, cpus int) {
 	fmt.Fprintf(b, "What it means: for traffic of small packets (DNS, VoIP, telemetry, TCP ACKs), the team "+
 		"delivers %s of the packet rate a plain NIC does. Unlike TCP's 64 KiB GSO frames, each of these "+
 		"frames runs the team's eBPF program and redirect on its own, so this is where a per-frame cost "+
-		"would show.\n\n", ratioList(p.Directions))
+		"would show.\n\n", roleText(p.Directions, func(d PPSDirection) string { return d.Direction },
+		func(d PPSDirection) string { return fmt.Sprintf("%.2f×", d.Ratio) }))
 	fmt.Fprintf(b, "What bounds it: the CPU. Sender, receiver and the softirq work of veths, bridge and "+
 		"programs share %d cores, and one iperf3 thread on each end does a system call per datagram, so "+
 		"the applications, not the paths, set most of the rate; the ratio, from alternated runs, is what "+
 		"carries over. A NIC would add its own per-packet limit to both paths alike.\n\n", cpus)
-}
-
-// ratioList spells the team/plain ratios of ds with their directions.
-func ratioList(ds []PPSDirection) string {
-	var parts []string
-	for _, d := range ds {
-		parts = append(parts, fmt.Sprintf("%.2f× (%s)", d.Ratio, d.Direction))
-	}
-	return strings.Join(parts, " and ")
 }

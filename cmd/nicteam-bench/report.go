@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -161,7 +162,12 @@ func writeThroughput(b *strings.Builder, t *Throughput, cpus int) {
 		"checksums each frame before it crosses the cable, as a NIC on a physical wire would have. The other way " +
 		"needs nothing, since OVS asks for no offloads on its bridge port (a tap), so the host's stack hands it " +
 		"finished MTU-sized frames. The team and the plain NIC keep every offload.\n\n")
-	one, many := pickCases(t.Cases, 1), pickCases(t.Cases, 8)
+	caseDir := func(c ThroughputCase) string { return c.Direction }
+	ratio := func(c ThroughputCase) string { return fmt.Sprintf("%.2f×", c.Ratio) }
+	least, most := math.Inf(1), 0.0
+	for _, c := range t.Cases {
+		least, most = min(least, c.OVSRatio), max(most, c.OVSRatio)
+	}
 	fmt.Fprintf(b, "What it means: a single TCP connection through the team gets %s of what it gets through a "+
 		"plain NIC, and 8 connections together get %s. A flow always leaves by one member, so that it "+
 		"is never reordered: one flow gets at most one member's bandwidth, and the team adds capacity "+
@@ -171,10 +177,8 @@ func writeThroughput(b *strings.Builder, t *Throughput, cpus int) {
 		"are the up to 64 KiB GSO frames TCP built, never cut to MTU size on the way (through veth, the "+
 		"bridge and the redirect), so that cost is paid per 64 KiB, not per 1500 bytes; on hardware the "+
 		"member's TSO and GRO play that part. The OVS bond forwards every frame through a userspace process "+
-		"one MTU-sized frame at a time, which is why it reaches %s of the team's rate.\n\n",
-		ratiosText(one, func(c ThroughputCase) float64 { return c.Ratio }, "%.2f×"),
-		ratiosText(many, func(c ThroughputCase) float64 { return c.Ratio }, "%.2f×"),
-		ratiosText(t.Cases, func(c ThroughputCase) float64 { return 1 / c.OVSRatio }, "%.2f"))
+		"one MTU-sized frame at a time, so the team carries %.0f to %.0f times what it does.\n\n",
+		roleText(pickCases(t.Cases, 1), caseDir, ratio), roleText(pickCases(t.Cases, 8), caseDir, ratio), least, most)
 	fmt.Fprintf(b, "What bounds it: CPU, not a wire. Sender, receiver and all softirq work share %d cores, "+
 		"and the paths are veth pairs and a bridge, so single runs vary by tens of percent with whatever "+
 		"else the machine does (see the load average); the medians of alternated runs are what to compare. "+
@@ -193,16 +197,6 @@ func pickCases(cs []ThroughputCase, n int) []ThroughputCase {
 		}
 	}
 	return out
-}
-
-// ratiosText spells one figure of each case with its flows and direction,
-// "0.98× (1 flow, host → peer …) and …".
-func ratiosText(cs []ThroughputCase, figure func(ThroughputCase) float64, format string) string {
-	var parts []string
-	for _, c := range cs {
-		parts = append(parts, fmt.Sprintf(format+" (%s, %s)", figure(c), flowsText(c.Flows), c.Direction))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // memberText is a run's busiest member, with its share when it did not
@@ -296,8 +290,10 @@ func writeFailover(b *strings.Builder, f *Failover) {
 		"its reaction to the millisecond only, so it is not shown).\n\n", f.PPS, f.Down, tail)
 	if f.Plot != "" {
 		fmt.Fprintf(b, "![Received rate around the pull with the median outage, team and OVS bond](%s)\n\n", f.Plot)
-		fmt.Fprintf(b, "The plot is the received rate in %s bins around the pull with the median outage of each "+
-			"(the stream's own packets, counted by the receiver by arrival time).\n\n", traceBin)
+		fmt.Fprintf(b, "The plot is the stream's delivered rate around the pull with the median outage of each bond: "+
+			"of every %s's worth of packets the sender paced, how many the receiver got, placed at the time they "+
+			"were due. Counted by sequence number, neither the receiver's nor the sender's scheduling moves a "+
+			"packet to another bin, so a dip is loss and nothing else.\n\n", traceBin)
 	}
 	for _, bf := range f.Bonds {
 		writeBondPulls(b, f, &bf)
@@ -318,8 +314,9 @@ func writeFailover(b *strings.Builder, f *Failover) {
 		team.MedianOutageUs, len(team.Pulls), team.MaxOutageUs, team.MedianMissing, team.MedianMovedAfterUs)
 	if ovs != nil {
 		fmt.Fprintf(b, " The OVS bond, told of the same carrier loss by the same kernel, stops the stream for "+
-			"%.0f µs in the median (worst %d µs): ovs-vswitchd notices the link change in its main loop, "+
-			"reconfigures the bond and revalidates its flow cache before frames take the other member.",
+			"%.0f µs in the median (worst %d µs): ovs-vswitchd has to notice the link change in its main loop, "+
+			"pick the other member as active and revalidate the datapath flows that send to the dead one, "+
+			"and the frames queued in its userspace path when the cable went are lost with it.",
 			ovs.MedianOutageUs, ovs.MaxOutageUs)
 	}
 	b.WriteString("\n\n")

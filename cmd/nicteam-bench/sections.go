@@ -14,11 +14,13 @@ type section struct {
 	measure func(context.Context, *env, config, *Results) error
 }
 
-// sections in the order they run. With the default flags on an idle
-// 2-core machine they take about 3.5 min (throughput: 5 iterations of 12
-// iperf3 runs of 3 s), 1 min (pps: 5 iterations of 4 runs of 2 s), 1 min
-// (failover: 20 pulls of about 1.4 s on each bond) and 30 s (control),
-// about 6 minutes with the setup. -quick takes about 40 s.
+// sections in the order they run. With the default flags on the 2-core
+// machine, busy with other work, they took 3 min (throughput: 5
+// iterations of 12 iperf3 runs of 2 s after 1 s of warm-up), 40 s (pps: 5
+// iterations of 4 runs of 2 s), 50 s (failover: 20 pulls of about 1.2 s
+// on each bond) and 20 s (control: 15 team lifecycles, two 5 s windows),
+// under 5 minutes with the setup, which leaves room under the 10 minutes
+// make bench may take. -quick takes about 25 s.
 var sections = []section{
 	{name: "throughput", ovs: true, measure: func(ctx context.Context, e *env, cfg config, res *Results) (err error) {
 		res.Throughput, err = measureThroughput(ctx, e, cfg)

@@ -45,15 +45,33 @@ var paths = []path{teamPath, plainPath, ovsPath}
 // direction is which end sends the flow.
 type direction struct {
 	name    string
-	reverse bool // iperf3 -R: the peer sends, the host receives
+	role    string // the team's part, for prose
+	reverse bool   // iperf3 -R: the peer sends, the host receives
 }
 
 // directions: the team's transmit path (egress program, redirect out of a
 // member) and its receive path (member ingress program, redirect into the
 // team NIC) are different code, so each is measured.
 var directions = []direction{
-	{"host → peer (the team transmits)", false},
-	{"peer → host (the team receives)", true},
+	{"host → peer (the team transmits)", "when the team transmits", false},
+	{"peer → host (the team receives)", "when it receives", true},
+}
+
+// roleText spells figures with the team's part in each direction, "0.98×
+// when the team transmits and 0.97× when it receives"; name is a
+// direction's name, as results record it.
+func roleText[T any](items []T, name func(T) string, figure func(T) string) string {
+	var parts []string
+	for _, it := range items {
+		role := name(it)
+		for _, d := range directions {
+			if d.name == role {
+				role = d.role
+			}
+		}
+		parts = append(parts, figure(it)+" "+role)
+	}
+	return strings.Join(parts, " and ")
 }
 
 // flowCounts: one flow is what a single connection gets; 8 are enough to
