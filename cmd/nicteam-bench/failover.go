@@ -59,6 +59,8 @@ type bond struct {
 	name    string
 	members []string
 	dst     string // the peer's address routed over it
+	// carrier returns the member carrying a stream at pps.
+	carrier func(ctx context.Context, pps uint64) (string, error)
 	// waitUp waits until every member carries traffic again.
 	waitUp func(context.Context) error
 	// reacted returns when the bond logged moving traffic off the pulled
@@ -69,8 +71,9 @@ type bond struct {
 // bonds are the team and the OVS bond.
 func (e *env) bonds() []bond {
 	return []bond{
-		{name: "team", members: teamMembers, dst: lab.PeerIPv4, waitUp: e.waitUp, reacted: e.bucketsMoved},
-		{name: "ovs", members: ovsMembers, dst: ovsPeer, waitUp: e.waitBondUp},
+		{name: "team", members: teamMembers, dst: lab.PeerIPv4, waitUp: e.waitUp, reacted: e.bucketsMoved,
+			carrier: func(ctx context.Context, pps uint64) (string, error) { return e.carrier(ctx, teamMembers, pps) }},
+		{name: "ovs", members: ovsMembers, dst: ovsPeer, waitUp: e.waitBondUp, carrier: e.activeMember},
 	}
 }
 
@@ -166,7 +169,7 @@ func (e *env) pull(ctx context.Context, b bond, pps uint64) (Pull, error) {
 	if err := sleep(ctx, lead); err != nil {
 		return Pull{}, err
 	}
-	member, err := e.carrier(ctx, b.members, pps)
+	member, err := b.carrier(ctx, pps)
 	if err != nil {
 		return Pull{}, err
 	}

@@ -219,14 +219,24 @@ func writeResults(cfg config, res *Results, stdout io.Writer) error {
 // writePlots writes the SVG plots into the directory of the report out,
 // named after it, and records their names (relative to the report) in res.
 func writePlots(out string, res *Results) error {
-	f := res.Failover
-	if f == nil || !slices.ContainsFunc(f.Bonds, func(b BondFailover) bool { return b.Trace != nil }) {
-		return nil
+	base := strings.TrimSuffix(filepath.Base(out), filepath.Ext(out))
+	write := func(what, svg string) (string, error) {
+		name := base + "-" + what + ".svg"
+		if err := os.WriteFile(filepath.Join(filepath.Dir(out), name), []byte(svg), 0o644); err != nil {
+			return "", fmt.Errorf("write plot: %w", err)
+		}
+		return name, nil
 	}
-	name := strings.TrimSuffix(filepath.Base(out), filepath.Ext(out)) + "-failover.svg"
-	if err := os.WriteFile(filepath.Join(filepath.Dir(out), name), []byte(failoverChart(f).svg()), 0o644); err != nil {
-		return fmt.Errorf("write plot: %w", err)
+	var err error
+	if t := res.Throughput; t != nil {
+		if t.Plot, err = write("throughput", throughputBars(t).svg()); err != nil {
+			return err
+		}
 	}
-	f.Plot = name
+	if f := res.Failover; f != nil && slices.ContainsFunc(f.Bonds, func(b BondFailover) bool { return b.Trace != nil }) {
+		if f.Plot, err = write("failover", failoverChart(f).svg()); err != nil {
+			return err
+		}
+	}
 	return nil
 }

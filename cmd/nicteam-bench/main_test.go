@@ -136,6 +136,12 @@ func TestEnabledMembers(t *testing.T) {
 	if got := enabledMembers(string(out)); !slices.Equal(got, []string{"eth5"}) {
 		t.Errorf("enabledMembers = %v, want [eth5]", got)
 	}
+	if got := activeIn(string(out)); got != "eth5" {
+		t.Errorf("activeIn = %q, want eth5", got)
+	}
+	if got := activeIn("---- bond0 ----\nmember eth4: disabled\n  may_enable: false\n"); got != "" {
+		t.Errorf("activeIn without an active member = %q", got)
+	}
 }
 
 func TestProcParsing(t *testing.T) {
@@ -362,7 +368,7 @@ func sampleResults() *Results {
 		Machine: Machine{Kernel: "6.18.0", CPU: "Test CPU", CPUs: 2, MemoryGiB: 8, Go: "go1.26", Iperf3: "iperf 3.12",
 			OVS: "ovs-vswitchd (Open vSwitch) 3.1.0", LoadBefore: "0.10 0.20 0.30", LoadAfter: "1.00 0.50 0.40"},
 		Settings: Settings{Runs: 2, Pulls: 2, PPS: 20000, Duration: "3s", Sections: sectionNames()},
-		Throughput: &Throughput{Duration: "3s", Omit: "1s", Target: throughputTarget, OVSTarget: ovsTarget,
+		Throughput: &Throughput{Duration: "3s", Omit: "1s", Target: throughputTarget, OVSTarget: ovsTarget, Plot: "bench-throughput.svg",
 			Offloads: []Offloads{{Interface: "Team0", Features: map[string]string{"tcp-segmentation-offload": "on"}}}},
 		PPS: &PPS{Tool: ppsTool, PayloadBytes: ppsPayload, Duration: "2s"},
 		Failover: &Failover{PPS: 20000, Down: "500ms", TargetUs: 500, MaxTargetUs: 2000, Plot: "bench-failover.svg", Bonds: []BondFailover{
@@ -429,6 +435,7 @@ func TestRenderMarkdown(t *testing.T) {
 		"eth1 1 runs, median 17.50 Gbit/s (1.029 of plain); eth2 1 runs, median 16.50 Gbit/s (0.971 of plain);",
 		"team / plain = **1.000**; target ≥ 0.97: met. team / OVS bond = **11.3**; target ≥ 10: met.",
 		"| Team0 | on | – |", "transmit checksumming off on the switch ports",
+		"![TCP throughput medians: team, plain NIC, OVS bond](bench-throughput.svg)",
 		// Small packets.
 		"## Small packets", "`iperf3 -u -l 64 -b 0`", "| 1 | 150 | 300 | 160 | 310 |", "team / plain = **0.938**.",
 		// Failover.
@@ -504,24 +511,10 @@ func TestChartSVG(t *testing.T) {
 		{Bond: "ovs", Trace: &Trace{Pull: 7, OutageUs: 2600, FromUs: -5100, BinUs: 1000, Counts: []uint32{50, 50, 50, 50, 50, 10, 0, 0, 50}}},
 	}}
 	svg := failoverChart(f).svg()
-	// Well-formed XML with one line per bond, their legends, the pull's
-	// mark and the axes' labels.
-	dec := xml.NewDecoder(strings.NewReader(svg))
-	polylines := 0
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("svg is not well-formed: %v\n%s", err, svg)
-		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
-			polylines++
-		}
-	}
-	if polylines != 2 {
-		t.Errorf("%d polylines, want 2", polylines)
+	// One line per bond, their legends, the pull's mark and the axes'
+	// labels.
+	if n := elements(t, svg, "polyline"); n != 2 {
+		t.Errorf("%d polylines, want 2", n)
 	}
 	for _, want := range []string{"team (pull 3, outage 420 µs)", "OVS bond (pull 7, outage 2600 µs)", "cable pulled",
 		"ms from the pull", "received kpps", ">-4<", ">0<", ">2<", ">60<",
@@ -534,6 +527,74 @@ func TestChartSVG(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(svg)
+	}
+}
+
+// elements checks that svg is well-formed XML and counts its elements
+// called name.
+func elements(t *testing.T, svg, name string) int {
+	t.Helper()
+	dec := xml.NewDecoder(strings.NewReader(svg))
+	n := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return n
+		}
+		if err != nil {
+			t.Fatalf("svg is not well-formed: %v\n%s", err, svg)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == name {
+			n++
+		}
+	}
+}
+
+func TestBarsSVG(t *testing.T) {
+	svg := throughputBars(sampleResults().Throughput).svg()
+	// A white background, the frame, and a bar per case and path.
+	if n := elements(t, svg, "rect"); n != 2+4*3 {
+		t.Errorf("%d rects, want %d", n, 2+4*3)
+	}
+	for _, want := range []string{"TCP throughput", "Gbit/s", ">team<", ">plain NIC<", ">OVS bond<",
+		">1 flow, host → peer<", ">8 flows, peer → host<", ">17.0<", ">1.5<"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("svg lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(svg)
+	}
+}
+
+func TestEmptyChart(t *testing.T) {
+	svg := chart{title: "nothing"}.svg()
+	if elements(t, svg, "polyline") != 0 || strings.Contains(svg, "Inf") || strings.Contains(svg, "NaN") {
+		t.Errorf("empty chart:\n%s", svg)
+	}
+}
+
+func TestWritePlots(t *testing.T) {
+	dir := t.TempDir()
+	res := sampleResults()
+	res.Throughput.Plot, res.Failover.Plot = "", ""
+	res.Failover.Bonds[0].Trace = &Trace{Pull: 1, OutageUs: 412, FromUs: -5000, BinUs: 1000, Counts: []uint32{20, 20, 0, 20}}
+	if err := writePlots(filepath.Join(dir, "bench.md"), res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Throughput.Plot != "bench-throughput.svg" || res.Failover.Plot != "bench-failover.svg" {
+		t.Errorf("plots %q, %q", res.Throughput.Plot, res.Failover.Plot)
+	}
+	for _, name := range []string{res.Throughput.Plot, res.Failover.Plot} {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || !bytes.HasPrefix(b, []byte("<svg")) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// Without a trace there is no failover plot to link.
+	res = sampleResults()
+	res.Throughput, res.Failover.Plot = nil, ""
+	if err := writePlots(filepath.Join(dir, "other.md"), res); err != nil || res.Failover.Plot != "" {
+		t.Errorf("failover plot %q without traces, %v", res.Failover.Plot, err)
 	}
 }
 
@@ -616,10 +677,10 @@ func TestQuickSmoke(t *testing.T) {
 			t.Errorf("%s pull: %+v, trace %+v; want a member, a stream, a trace and the reaction", bf.Bond, p, bf.Trace)
 		}
 	}
-	if res.Failover.Plot == "" {
-		t.Error("no failover plot")
-	} else if svg, err := os.ReadFile(filepath.Join(dir, res.Failover.Plot)); err != nil || !bytes.HasPrefix(svg, []byte("<svg")) {
-		t.Errorf("plot %s: %v", res.Failover.Plot, err)
+	for _, plot := range []string{res.Throughput.Plot, res.Failover.Plot} {
+		if svg, err := os.ReadFile(filepath.Join(dir, plot)); plot == "" || err != nil || !bytes.HasPrefix(svg, []byte("<svg")) {
+			t.Errorf("plot %q: %v", plot, err)
+		}
 	}
 	c := res.Control
 	if len(c.Sizes) != len(teamSizes) || c.Idle.RSSKiB == 0 || c.Busy.RSSKiB == 0 || c.Busy.CarriedGbps <= 0 {
@@ -635,7 +696,7 @@ func TestQuickSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Quick mode", "## TCP throughput", "## Small packets", "## Failover outage",
-		"## Control plane", res.Failover.Plot, res.Machine.Kernel} {
+		"## Control plane", res.Throughput.Plot, res.Failover.Plot, res.Machine.Kernel} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report lacks %q", want)
 		}

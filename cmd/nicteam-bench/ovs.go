@@ -118,6 +118,38 @@ func enabledMembers(bondShow string) []string {
 	return on
 }
 
+// activeMember returns the OVS bond's active member: the one carrying all
+// of an active-backup bond's traffic, as OVS itself says. Unlike the
+// team's transmit counters, it does not depend on the stream getting
+// through, which on a busy machine OVS's userspace forwarding at times
+// does not at the stream's rate.
+func (e *env) activeMember(context.Context, uint64) (string, error) {
+	out, err := e.ovs.Appctl("bond/show", ovsBond)
+	if err != nil {
+		return "", fmt.Errorf("find the active member: %w", err)
+	}
+	if m := activeIn(out); m != "" {
+		return m, nil
+	}
+	return "", fmt.Errorf("find the active member: none in bond/show: %s", out)
+}
+
+// activeIn reads the active member from `ovs-appctl bond/show`: the
+// member whose section says "active member".
+func activeIn(bondShow string) string {
+	member := ""
+	for line := range strings.Lines(bondShow) {
+		if rest, ok := strings.CutPrefix(line, "member "); ok {
+			member, _, _ = strings.Cut(rest, ":")
+			continue
+		}
+		if member != "" && strings.TrimSpace(line) == "active member" {
+			return member
+		}
+	}
+	return ""
+}
+
 // checkOVS is what the benchmark needs to build the OVS bond, checked
 // before anything is built.
 func checkOVS() error {

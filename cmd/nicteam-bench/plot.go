@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The plots are SVG written by hand: a few lines, axes and labels need no
@@ -41,57 +42,137 @@ const (
 	tickCount                          = 8 // about as many ticks per axis
 )
 
+// frame is what every plot has: a canvas, a title, a y axis from 0 with a
+// grid, axis labels and a legend.
+type frame struct {
+	title, xLabel, yLabel string
+	ymax                  float64 // the largest value shown
+}
+
+// plotArea is the frame's inner rectangle.
+const (
+	areaW = float64(plotW - marginL - marginR)
+	areaH = float64(plotH - marginT - marginB)
+)
+
+// open starts the SVG in b and draws the frame; y maps a value to its
+// height on the canvas. The y axis ends on a tick.
+func (f frame) open(b *strings.Builder) (y func(float64) float64) {
+	ymax := max(f.ymax, 1) // an empty plot still has a scale
+	ystep := niceStep(ymax, tickCount/2)
+	ymax = math.Ceil(ymax/ystep) * ystep
+	y = func(v float64) float64 { return marginT + areaH - v/ymax*areaH }
+	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n",
+		plotW, plotH, plotW, plotH)
+	fmt.Fprintf(b, `<rect width="%d" height="%d" fill="white"/>`+"\n", plotW, plotH)
+	fmt.Fprintf(b, `<text x="%d" y="20" font-size="14" font-weight="bold">%s</text>`+"\n", marginL, html.EscapeString(f.title))
+	for v := 0.0; v <= ymax+ystep/2; v += ystep {
+		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", marginL, y(v), plotW-marginR, y(v))
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", marginL-6, y(v)+4, number(v))
+	}
+	fmt.Fprintf(b, `<rect x="%d" y="%d" width="%.0f" height="%.0f" fill="none" stroke="#333"/>`+"\n", marginL, marginT, areaW, areaH)
+	fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", marginL+areaW/2, plotH-10, html.EscapeString(f.xLabel))
+	fmt.Fprintf(b, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">%s</text>`+"\n", marginT+areaH/2, html.EscapeString(f.yLabel))
+	return y
+}
+
+// legend draws an entry per name in its colour at the top right of the
+// plot area, wide enough for the longest name.
+func legend(b *strings.Builder, names, colors []string) {
+	longest := 0
+	for _, n := range names {
+		longest = max(longest, utf8.RuneCountInString(n))
+	}
+	// 7 units is about the width of a character at font-size 12.
+	lx := plotW - marginR - 36 - 7*longest
+	for i, name := range names {
+		ly := marginT + 16 + 18*i
+		fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`+"\n", lx, ly-4, lx+20, ly-4, colors[i])
+		fmt.Fprintf(b, `<text x="%d" y="%d">%s</text>`+"\n", lx+26, ly, html.EscapeString(name))
+	}
+}
+
 // svg renders c.
 func (c chart) svg() string {
 	xmin, xmax, ymax := c.bounds()
-	// The x axis spans the data exactly, ticked where round numbers fall;
-	// the y axis starts at 0 and ends on a tick.
-	xstep, ystep := niceStep(xmax-xmin, tickCount), niceStep(ymax, tickCount/2)
-	ymax = math.Ceil(ymax/ystep) * ystep
-	areaW, areaH := float64(plotW-marginL-marginR), float64(plotH-marginT-marginB)
+	// The x axis spans the data exactly, ticked where round numbers fall.
+	xstep := niceStep(xmax-xmin, tickCount)
 	px := func(x float64) float64 { return marginL + (x-xmin)/(xmax-xmin)*areaW }
-	py := func(y float64) float64 { return marginT + areaH - y/ymax*areaH }
-
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n",
-		plotW, plotH, plotW, plotH)
-	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", plotW, plotH)
-	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14" font-weight="bold">%s</text>`+"\n", marginL, html.EscapeString(c.title))
+	py := frame{c.title, c.xLabel, c.yLabel, ymax}.open(&b)
 	for x := math.Ceil(xmin/xstep) * xstep; x <= xmax+xstep*1e-9; x += xstep {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", px(x), marginT, px(x), plotH-marginB)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", px(x), plotH-marginB+16, number(x))
 	}
-	for y := 0.0; y <= ymax+ystep/2; y += ystep {
-		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", marginL, py(y), plotW-marginR, py(y))
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", marginL-6, py(y)+4, number(y))
-	}
-	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.0f" height="%.0f" fill="none" stroke="#333"/>`+"\n", marginL, marginT, areaW, areaH)
-	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", marginL+areaW/2, plotH-10, html.EscapeString(c.xLabel))
-	fmt.Fprintf(&b, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">%s</text>`+"\n", marginT+areaH/2, html.EscapeString(c.yLabel))
 	for _, m := range c.marks {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#c00" stroke-dasharray="4 3"/>`+"\n", px(m.x), marginT, px(m.x), plotH-marginB)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#c00">%s</text>`+"\n", px(m.x)+4, marginT+14, html.EscapeString(m.label))
 	}
-	for i, s := range c.series {
+	var names, colors []string
+	for _, s := range c.series {
 		var pts []string
 		for j, x := range s.xs {
 			y := py(s.ys[j])
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(x), y), fmt.Sprintf("%.1f,%.1f", px(x+s.step), y))
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n", s.color, strings.Join(pts, " "))
-		ly := marginT + 16 + 18*i
-		lx := plotW - marginR - 170
-		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`+"\n", lx, ly-4, lx+20, ly-4, s.color)
-		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+26, ly, html.EscapeString(s.name))
+		names, colors = append(names, s.name), append(colors, s.color)
 	}
+	legend(&b, names, colors)
 	b.WriteString("</svg>\n")
 	return b.String()
 }
 
-// bounds are the x range of every series and mark, and the largest y (at
-// least 1, so an empty plot still has a scale).
+// bars is a grouped bar chart: for each group, one bar per series.
+type bars struct {
+	title, yLabel string
+	groups        []string // labels under the groups
+	series        []barSeries
+}
+
+// barSeries is one colour of bars; values[i] belongs to groups[i].
+type barSeries struct {
+	name   string
+	color  string
+	values []float64
+}
+
+// svg renders c, each bar labelled with its value.
+func (c bars) svg() string {
+	ymax := 0.0
+	for _, s := range c.series {
+		for _, v := range s.values {
+			ymax = max(ymax, v)
+		}
+	}
+	var b strings.Builder
+	// A fifth more room above the tallest bar keeps the legend clear.
+	y := frame{title: c.title, yLabel: c.yLabel, ymax: 1.2 * ymax}.open(&b)
+	groupW := areaW / float64(max(len(c.groups), 1))
+	// The bars take 70% of a group's width; the rest separates groups.
+	barW := 0.7 * groupW / float64(max(len(c.series), 1))
+	for g, label := range c.groups {
+		x0 := marginL + float64(g)*groupW + 0.15*groupW
+		for i, s := range c.series {
+			v := s.values[g]
+			x := x0 + float64(i)*barW
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`+"\n", x, y(v), barW, y(0)-y(v), s.color)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%s</text>`+"\n", x+barW/2, y(v)-3, strconv.FormatFloat(v, 'f', 1, 64))
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", marginL+(float64(g)+0.5)*groupW, plotH-marginB+16, html.EscapeString(label))
+	}
+	var names, colors []string
+	for _, s := range c.series {
+		names, colors = append(names, s.name), append(colors, s.color)
+	}
+	legend(&b, names, colors)
+	b.WriteString("</svg>\n")
+	return b.String()
+}
+
+// bounds are the x range of every series and mark, and the largest y.
 func (c chart) bounds() (xmin, xmax, ymax float64) {
-	xmin, xmax, ymax = math.Inf(1), math.Inf(-1), 1
+	xmin, xmax = math.Inf(1), math.Inf(-1)
 	for _, s := range c.series {
 		for i, x := range s.xs {
 			xmin, xmax = min(xmin, x), max(xmax, x+s.step)
@@ -101,9 +182,12 @@ func (c chart) bounds() (xmin, xmax, ymax float64) {
 	for _, m := range c.marks {
 		xmin, xmax = min(xmin, m.x), max(xmax, m.x)
 	}
-	if xmin >= xmax {
-		// Nothing, or a single point: any unit range around it.
-		xmin, xmax = min(xmin, 0), max(xmin, 0)+1
+	switch {
+	case xmin > xmax:
+		// Nothing to show: any unit range.
+		return 0, 1, ymax
+	case xmin == xmax:
+		return xmin, xmin + 1, ymax
 	}
 	return xmin, xmax, ymax
 }
@@ -129,6 +213,32 @@ func number(v float64) string {
 	return strconv.FormatFloat(math.Round(v*1e6)/1e6, 'f', -1, 64)
 }
 
+// The colours of the paths, the same in every plot.
+var pathColors = map[string]string{teamPath.name: "#1f77b4", plainPath.name: "#2ca02c", ovsPath.name: "#ff7f0e"}
+
+func pathColor(name string) string {
+	if c, ok := pathColors[name]; ok {
+		return c
+	}
+	return "#333"
+}
+
+// throughputBars plots the medians of every throughput case.
+func throughputBars(t *Throughput) bars {
+	c := bars{title: "TCP throughput, medians of the alternated runs", yLabel: "Gbit/s"}
+	for _, p := range paths {
+		c.series = append(c.series, barSeries{name: pathText(p.name), color: pathColor(p.name)})
+	}
+	for _, tc := range t.Cases {
+		short, _, _ := strings.Cut(tc.Direction, " (")
+		c.groups = append(c.groups, flowsText(tc.Flows)+", "+short)
+		for i, v := range []float64{tc.TeamGbps, tc.PlainGbps, tc.OVSGbps} {
+			c.series[i].values = append(c.series[i].values, v)
+		}
+	}
+	return c
+}
+
 // failoverChart plots the received rate around each bond's median pull.
 func failoverChart(f *Failover) chart {
 	c := chart{
@@ -137,18 +247,13 @@ func failoverChart(f *Failover) chart {
 		yLabel: "received kpps",
 		marks:  []mark{{0, "cable pulled"}},
 	}
-	colors := map[string]string{teamPath.name: "#1f77b4", ovsPath.name: "#ff7f0e"}
 	for _, bf := range f.Bonds {
 		t := bf.Trace
 		if t == nil {
 			continue
 		}
-		color := colors[bf.Bond]
-		if color == "" {
-			color = "#333"
-		}
-		s := series{name: fmt.Sprintf("%s (pull %d, outage %d µs)", bondText(bf.Bond), t.Pull, t.OutageUs),
-			color: color, step: float64(t.BinUs) / 1000}
+		s := series{name: fmt.Sprintf("%s (pull %d, outage %d µs)", pathText(bf.Bond), t.Pull, t.OutageUs),
+			color: pathColor(bf.Bond), step: float64(t.BinUs) / 1000}
 		for i, n := range t.Counts {
 			s.xs = append(s.xs, float64(t.FromUs+int64(i)*t.BinUs)/1000)
 			s.ys = append(s.ys, float64(n)*1000/float64(t.BinUs))

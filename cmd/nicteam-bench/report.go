@@ -98,7 +98,7 @@ func writeSummary(b *strings.Builder, res *Results) {
 				met = yesNo(bf.Met)
 			}
 			fmt.Fprintf(b, "| failover outage at %d pps, %s, median of %d pulls | %.0f µs (max %d µs) | %s | %s |\n",
-				f.PPS, bondText(bf.Bond), len(bf.Pulls), bf.MedianOutageUs, bf.MaxOutageUs, target, met)
+				f.PPS, pathText(bf.Bond), len(bf.Pulls), bf.MedianOutageUs, bf.MaxOutageUs, target, met)
 		}
 		for _, bf := range f.Bonds {
 			if bf.Bond == teamPath.name {
@@ -125,10 +125,13 @@ func flowsText(n int) string {
 	return fmt.Sprintf("%d flows", n)
 }
 
-// bondText names a bond of the failover figure for people.
-func bondText(name string) string {
-	if name == ovsPath.name {
+// pathText names a path (or a bond of the failover figure) for people.
+func pathText(name string) string {
+	switch name {
+	case ovsPath.name:
 		return "OVS bond"
+	case plainPath.name:
+		return "plain NIC"
 	}
 	return name
 }
@@ -138,6 +141,9 @@ func writeThroughput(b *strings.Builder, t *Throughput, cpus int) {
 	fmt.Fprintf(b, "iperf3, 1 and 8 TCP flows (`-P 8`), %s per run after %s of warm-up that iperf3 discards (`-O`); "+
 		"in each iteration the team, the plain NIC and the OVS bond run back to back, each iteration starting "+
 		"with the next, so noise on the machine hits all three. The rate is the receiver's.\n\n", t.Duration, t.Omit)
+	if t.Plot != "" {
+		fmt.Fprintf(b, "![TCP throughput medians: team, plain NIC, OVS bond](%s)\n\n", t.Plot)
+	}
 	for _, c := range t.Cases {
 		fmt.Fprintf(b, "### %s, %s\n\n", flowsText(c.Flows), c.Direction)
 		b.WriteString("| run | team Gbit/s | team's busiest member | plain Gbit/s | OVS bond Gbit/s | retransmits team / plain / OVS |\n" +
@@ -316,7 +322,9 @@ func writeFailover(b *strings.Builder, f *Failover) {
 		fmt.Fprintf(b, " The OVS bond, told of the same carrier loss by the same kernel, stops the stream for "+
 			"%.0f µs in the median (worst %d µs): ovs-vswitchd has to notice the link change in its main loop, "+
 			"pick the other member as active and revalidate the datapath flows that send to the dead one, "+
-			"and the frames queued in its userspace path when the cable went are lost with it.",
+			"and the frames queued in its userspace path when the cable went are lost with it. On a busy "+
+			"machine its userspace forwarding also drops packets of its own at this rate, which shows as "+
+			"outages on restore and as missing packets far beyond the outage.",
 			ovs.MedianOutageUs, ovs.MaxOutageUs)
 	}
 	b.WriteString("\n\n")
@@ -346,7 +354,7 @@ func (f *Failover) bond(name string) *BondFailover {
 
 // writeBondPulls is the table of one bond's pulls and its verdict.
 func writeBondPulls(b *strings.Builder, f *Failover, bf *BondFailover) {
-	fmt.Fprintf(b, "### %s\n\n", bondText(bf.Bond))
+	fmt.Fprintf(b, "### %s\n\n", pathText(bf.Bond))
 	b.WriteString("| pull | member | longest outage µs | missing packets | lost time µs | reacted after µs | " +
 		"outages on restore | Up after restore ms | sender pps |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range bf.Pulls {

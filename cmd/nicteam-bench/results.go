@@ -47,6 +47,9 @@ type Throughput struct {
 	OVSTarget float64          `json:"ovsTarget"` // least team/OVS ratio
 	Cases     []ThroughputCase `json:"cases"`
 	Offloads  []Offloads       `json:"offloads"`
+	// Plot is the SVG file, beside the report, of the medians; "" when
+	// none was written.
+	Plot string `json:"plot,omitempty"`
 }
 
 // ThroughputCase compares the paths for a number of flows in one
