@@ -57,17 +57,19 @@ type Report struct {
 }
 
 // Bins counts the data packets received (not duplicates) per block of
-// consecutive sequence numbers, from the first to arrive: where in the
-// stream packets were lost, and so, as the sender paces them, when they
-// were due. Neither the receiver's scheduling nor the sender's (which
-// sends late packets in a burst) moves a packet to another bin.
+// consecutive sequence numbers, from the first to arrive, and notes when
+// each block was sent: where in the stream packets were lost, and when.
+// A block is short by exactly the packets lost of it, however the
+// receiver was scheduled; binned by arrival time instead, a receiver that
+// stalls and then reads its backlog would draw a gap and a burst that
+// were never on the wire.
 type Bins struct {
-	FirstSeq uint64 `json:"firstSeq"` // the first packet to arrive starts the first bin
-	// FirstSentNs is that packet's send time, ns since the Unix epoch: the
-	// time bins are measured from.
-	FirstSentNs int64    `json:"firstSentNs"`
-	Seqs        uint64   `json:"seqs"` // sequence numbers per bin
-	Counts      []uint32 `json:"counts"`
+	FirstSeq uint64   `json:"firstSeq"` // the first packet to arrive starts the first block
+	Seqs     uint64   `json:"seqs"`     // sequence numbers per block
+	Counts   []uint32 `json:"counts"`
+	// SentNs is, per block, the send time of its earliest packet that
+	// arrived (ns since the Unix epoch), 0 if none did.
+	SentNs []int64 `json:"sentNs"`
 }
 
 // Recorder accounts for the packets of one stream as they arrive. The zero
@@ -166,7 +168,7 @@ func (r *Recorder) count(p Packet) {
 		return
 	}
 	if r.bins == nil {
-		r.bins = &Bins{FirstSeq: p.Seq, FirstSentNs: p.Sent, Seqs: r.BinSeqs}
+		r.bins = &Bins{FirstSeq: p.Seq, Seqs: r.BinSeqs}
 	}
 	if p.Seq < r.bins.FirstSeq {
 		// Sent before the first to arrive, and late: the bins start with
@@ -176,8 +178,13 @@ func (r *Recorder) count(p Packet) {
 	i := (p.Seq - r.bins.FirstSeq) / r.BinSeqs
 	for uint64(len(r.bins.Counts)) <= i {
 		r.bins.Counts = append(r.bins.Counts, 0)
+		r.bins.SentNs = append(r.bins.SentNs, 0)
 	}
 	r.bins.Counts[i]++
+	// Packets leave in order, so the earliest sent is the lowest number.
+	if sent := &r.bins.SentNs[i]; *sent == 0 || p.Sent < *sent {
+		*sent = p.Sent
+	}
 }
 
 func (r *Recorder) mark(s uint64)        { r.seen[s%window/64] |= 1 << (s % 64) }
@@ -212,7 +219,7 @@ func (r *Recorder) Report() Report {
 	}
 	if r.bins != nil {
 		b := *r.bins
-		b.Counts = slices.Clone(b.Counts)
+		b.Counts, b.SentNs = slices.Clone(b.Counts), slices.Clone(b.SentNs)
 		rep.Bins = &b
 	}
 	var expected uint64
