@@ -154,7 +154,8 @@ func (e *env) lifecycle(ctx context.Context, n int) (LifecycleRun, error) {
 	}
 	var r LifecycleRun
 	start := time.Now()
-	if err := e.cli(ctx, "new", lifecycleTeam, "--members", strings.Join(members, ","), "--lb", "transport-ports"); err != nil {
+	// The defaults (SwitchIndependent, Dynamic), as most users make teams.
+	if err := e.cli(ctx, "new", lifecycleTeam, "--members", strings.Join(members, ",")); err != nil {
 		return r, err
 	}
 	r.NewMs = msSince(start)
@@ -381,7 +382,7 @@ func statusKiB(status, field string) (uint64, error) {
 // writeControl is the control-plane section of the report.
 func writeControl(b *strings.Builder, c *Control) {
 	b.WriteString("## Control plane\n\n")
-	fmt.Fprintf(b, "`nicteam new %s --members ctl0,… --lb transport-ports` and `nicteam rm %s`, each a run of the CLI "+
+	fmt.Fprintf(b, "`nicteam new %s --members ctl0,…` (SwitchIndependent, Dynamic) and `nicteam rm %s`, each a run of the CLI "+
 		"against nicteamd, for teams of %s members, the sizes alternated. The members are veths whose other "+
 		"ends are in a namespace of their own, so they have a carrier and nothing else. *Up* is from the start of "+
 		"`new` until the daemon reports the team Up, *gone* from the start of `rm` until it no longer knows "+

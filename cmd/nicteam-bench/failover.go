@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net"
 	"path/filepath"
 	"regexp"
@@ -215,24 +214,51 @@ func (e *env) pull(ctx context.Context, b bond, pps uint64) (Pull, error) {
 // binSeqs is how many packets of a stream at pps are due per traceBin.
 func binSeqs(pps uint64) uint64 { return max(1, pps*uint64(traceBin)/uint64(time.Second)) }
 
-// trace cuts the bins due from traceBefore before the pull to traceAfter
-// after it out of b; nil if b does not cover that window. The sender
-// stamps the first packet when the stream starts and paces the rest, so
-// a bin's packets were due from the first one's send time plus the
-// packets before them at pps; in the lab that clock is the benchmark's.
+// trace cuts the blocks sent from traceBefore before the pull to
+// traceAfter after it out of b; nil if b does not cover that window. The
+// send times are the sender's clock, in the lab the benchmark's too. A
+// block is placed at when it was sent, not when it was due, so that a
+// sender that fell behind on a busy machine does not move the loss of the
+// pull to before it.
 func trace(b *seqstream.Bins, pps uint64, pulled time.Time) *Trace {
-	if b == nil {
+	if b == nil || len(b.Counts) == 0 || len(b.SentNs) != len(b.Counts) {
 		return nil
 	}
-	bin := time.Duration(b.Seqs) * time.Second / time.Duration(pps)
-	first := time.Unix(0, b.FirstSentNs)
-	index := func(t time.Time) int { return int(math.Floor(float64(t.Sub(first)) / float64(bin))) }
-	from, to := index(pulled.Add(-traceBefore)), index(pulled.Add(traceAfter))
-	if from < 0 || to >= len(b.Counts) {
+	at := sentTimes(b.SentNs, time.Duration(b.Seqs)*time.Second/time.Duration(pps))
+	from, to := pulled.Add(-traceBefore).UnixNano(), pulled.Add(traceAfter).UnixNano()
+	if at[0] > from || at[len(at)-1] < to {
 		return nil
 	}
-	start := first.Add(time.Duration(from) * bin)
-	return &Trace{FromUs: start.Sub(pulled).Microseconds(), BinUs: bin.Microseconds(), Counts: slices.Clone(b.Counts[from : to+1])}
+	t := &Trace{Seqs: b.Seqs}
+	for i, ns := range at {
+		if ns >= from && ns <= to {
+			t.AtUs = append(t.AtUs, (ns-pulled.UnixNano())/1000)
+			t.Counts = append(t.Counts, b.Counts[i])
+		}
+	}
+	return t
+}
+
+// sentTimes returns the blocks' send times with those of blocks none of
+// whose packets arrived (0) filled in: evenly between their neighbours',
+// and a block's length apart after the last known. The first block has a
+// time: it holds the first packet to arrive.
+func sentTimes(sent []int64, block time.Duration) []int64 {
+	out := slices.Clone(sent)
+	known := -1
+	for i, ns := range out {
+		if ns == 0 {
+			continue
+		}
+		for j := known + 1; known >= 0 && j < i; j++ {
+			out[j] = out[known] + (ns-out[known])*int64(j-known)/int64(i-known)
+		}
+		known = i
+	}
+	for j := known + 1; known >= 0 && j < len(out); j++ {
+		out[j] = out[known] + int64(j-known)*int64(block)
+	}
+	return out
 }
 
 // stream is one run of nicteam-seqstream, receiver on the peer, sender on

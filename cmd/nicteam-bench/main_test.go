@@ -295,35 +295,42 @@ func TestMedianOrder(t *testing.T) {
 }
 
 func TestTrace(t *testing.T) {
-	// 1000 pps in bins of 2 packets: 2 ms each, the first due at t0.
+	// 1000 pps in blocks of 2 packets, 2 ms each, sent from t0 on time,
+	// except that none of block 12 arrived and block 13 went 1 ms late.
 	t0 := time.Unix(1_700_000_000, 0)
-	b := &seqstream.Bins{FirstSentNs: t0.UnixNano(), Seqs: 2, Counts: make([]uint32, 40)}
+	b := &seqstream.Bins{Seqs: 2, Counts: make([]uint32, 40), SentNs: make([]int64, 40)}
 	for i := range b.Counts {
-		b.Counts[i] = uint32(i)
+		b.Counts[i], b.SentNs[i] = 2, t0.Add(time.Duration(2*i)*time.Millisecond).UnixNano()
 	}
-	// Pulled 30.5 ms in: from 25.5 ms (bin 12, due at 24 ms) to 55.5 ms
-	// (bin 27).
+	b.Counts[12], b.SentNs[12] = 0, 0
+	b.SentNs[13] += int64(time.Millisecond)
+	// Pulled 30.5 ms in: blocks sent from 25.5 ms (13, at 27) to 55.5 ms
+	// (block 27, at 54); block 12 is placed between 11 and 13, at 24.5 ms.
 	tr := trace(b, 1000, t0.Add(30500*time.Microsecond))
-	if tr == nil || tr.FromUs != -6500 || tr.BinUs != 2000 || len(tr.Counts) != 16 || tr.Counts[0] != 12 || tr.Counts[15] != 27 {
+	if tr == nil || tr.Seqs != 2 || len(tr.AtUs) != 15 || len(tr.Counts) != 15 ||
+		tr.AtUs[0] != -3500 || tr.AtUs[1] != -2500 || tr.AtUs[14] != 23500 || tr.Counts[0] != 2 {
 		t.Errorf("trace %+v", tr)
 	}
+	if tr := trace(b, 1000, t0.Add(29*time.Millisecond)); tr == nil || tr.AtUs[0] != -4500 || tr.Counts[0] != 0 {
+		t.Errorf("trace with the lost block first: %+v", tr)
+	}
 	if tr := trace(b, 1000, t0.Add(2*time.Millisecond)); tr != nil {
-		t.Errorf("a window before the first bin: %+v", tr)
+		t.Errorf("a window before the first block: %+v", tr)
 	}
 	if tr := trace(b, 1000, t0.Add(60*time.Millisecond)); tr != nil {
-		t.Errorf("a window past the last bin: %+v", tr)
+		t.Errorf("a window past the last block: %+v", tr)
 	}
 	if tr := trace(nil, 1000, t0); tr != nil {
 		t.Errorf("no bins: %+v", tr)
 	}
 }
 
-func TestSentRate(t *testing.T) {
-	if got := sentRate("sent 30000 packets in 1.5s (20001 pps)\n"); got != 20001 {
-		t.Errorf("sentRate = %v, want 20001", got)
-	}
-	if got := sentRate("garbage"); got != 0 {
-		t.Errorf("sentRate of garbage = %v, want 0", got)
+func TestSentTimes(t *testing.T) {
+	// Gaps inside are spread evenly; after the last known block, blocks
+	// follow a block's length apart.
+	got := sentTimes([]int64{100, 0, 0, 160, 170, 0, 0}, 10)
+	if want := []int64{100, 120, 140, 160, 170, 180, 190}; !slices.Equal(got, want) {
+		t.Errorf("sentTimes = %v, want %v", got, want)
 	}
 }
 
@@ -506,9 +513,16 @@ func TestRenderJSON(t *testing.T) {
 }
 
 func TestChartSVG(t *testing.T) {
+	steps := func(from int64, n int) []int64 {
+		var at []int64
+		for i := range n {
+			at = append(at, from+int64(i)*1000)
+		}
+		return at
+	}
 	f := &Failover{PPS: 50000, Bonds: []BondFailover{
-		{Bond: "team", Trace: &Trace{Pull: 3, OutageUs: 420, FromUs: -5200, BinUs: 1000, Counts: []uint32{50, 50, 50, 50, 50, 29, 50, 50}}},
-		{Bond: "ovs", Trace: &Trace{Pull: 7, OutageUs: 2600, FromUs: -5100, BinUs: 1000, Counts: []uint32{50, 50, 50, 50, 50, 10, 0, 0, 50}}},
+		{Bond: "team", Trace: &Trace{Pull: 3, OutageUs: 420, Seqs: 50, AtUs: steps(-5200, 8), Counts: []uint32{50, 50, 50, 50, 50, 29, 50, 50}}},
+		{Bond: "ovs", Trace: &Trace{Pull: 7, OutageUs: 2600, Seqs: 50, AtUs: steps(-5100, 9), Counts: []uint32{50, 50, 50, 50, 50, 10, 0, 0, 50}}},
 	}}
 	svg := failoverChart(f).svg()
 	// One line per bond, their legends, the pull's mark and the axes'
@@ -517,10 +531,10 @@ func TestChartSVG(t *testing.T) {
 		t.Errorf("%d polylines, want 2", n)
 	}
 	for _, want := range []string{"team (pull 3, outage 420 µs)", "OVS bond (pull 7, outage 2600 µs)", "cable pulled",
-		"ms from the pull", "received kpps", ">-4<", ">0<", ">2<", ">60<",
-		// The team's sixth bin, 29 packets in 1 ms: 29 kpps, from -0.2 ms;
-		// the x axis spans -5.2 to 3.9 ms, the y axis 0 to 60 kpps.
-		fmt.Sprintf("%.1f,%.1f", 70+(-0.2+5.2)/(3.9+5.2)*670, 50+280-29.0/60*280)} {
+		"ms from the pull, when the packets were sent", "delivered, % of sent", ">-4<", ">0<", ">2<", ">100<",
+		// The team's sixth block, 29 of 50 packets, sent from -0.2 ms; the
+		// x axis spans -5.2 to 3.9 ms, the y axis 0 to 110%.
+		fmt.Sprintf("%.1f,%.1f", 70+(-0.2+5.2)/(3.9+5.2)*670, 50+280-58.0/110*280)} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("svg lacks %q", want)
 		}
@@ -578,7 +592,7 @@ func TestWritePlots(t *testing.T) {
 	dir := t.TempDir()
 	res := sampleResults()
 	res.Throughput.Plot, res.Failover.Plot = "", ""
-	res.Failover.Bonds[0].Trace = &Trace{Pull: 1, OutageUs: 412, FromUs: -5000, BinUs: 1000, Counts: []uint32{20, 20, 0, 20}}
+	res.Failover.Bonds[0].Trace = &Trace{Pull: 1, OutageUs: 412, Seqs: 20, AtUs: []int64{-1000, 0, 1000, 2000}, Counts: []uint32{20, 20, 0, 20}}
 	if err := writePlots(filepath.Join(dir, "bench.md"), res); err != nil {
 		t.Fatal(err)
 	}

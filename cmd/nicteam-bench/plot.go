@@ -18,10 +18,16 @@ type chart struct {
 	series                []series
 	// marks are vertical lines at x, with a label: the pull.
 	marks []mark
+	// ymax, if set, is the top of the y axis; else the largest value,
+	// rounded up to a tick.
+	ymax float64
+	// legendBottom puts the legend at the bottom right, out of the way of
+	// lines that run along the top.
+	legendBottom bool
 }
 
-// series is one line: the value ys[i] holds from xs[i] to xs[i+1], and
-// the last one for step beyond its x.
+// series is one line of steps: the value ys[i] holds from xs[i] to
+// xs[i+1], and the last one for step beyond its x.
 type series struct {
 	name  string
 	color string
@@ -47,6 +53,7 @@ const (
 type frame struct {
 	title, xLabel, yLabel string
 	ymax                  float64 // the largest value shown
+	fixed                 bool    // ymax is the top of the axis, not rounded up to a tick
 }
 
 // plotArea is the frame's inner rectangle.
@@ -60,13 +67,15 @@ const (
 func (f frame) open(b *strings.Builder) (y func(float64) float64) {
 	ymax := max(f.ymax, 1) // an empty plot still has a scale
 	ystep := niceStep(ymax, tickCount/2)
-	ymax = math.Ceil(ymax/ystep) * ystep
+	if !f.fixed {
+		ymax = math.Ceil(ymax/ystep) * ystep
+	}
 	y = func(v float64) float64 { return marginT + areaH - v/ymax*areaH }
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n",
 		plotW, plotH, plotW, plotH)
 	fmt.Fprintf(b, `<rect width="%d" height="%d" fill="white"/>`+"\n", plotW, plotH)
 	fmt.Fprintf(b, `<text x="%d" y="20" font-size="14" font-weight="bold">%s</text>`+"\n", marginL, html.EscapeString(f.title))
-	for v := 0.0; v <= ymax+ystep/2; v += ystep {
+	for v := 0.0; v <= ymax+ystep*1e-9; v += ystep {
 		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", marginL, y(v), plotW-marginR, y(v))
 		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", marginL-6, y(v)+4, number(v))
 	}
@@ -77,8 +86,8 @@ func (f frame) open(b *strings.Builder) (y func(float64) float64) {
 }
 
 // legend draws an entry per name in its colour at the top right of the
-// plot area, wide enough for the longest name.
-func legend(b *strings.Builder, names, colors []string) {
+// plot area, or the bottom right, wide enough for the longest name.
+func legend(b *strings.Builder, names, colors []string, bottom bool) {
 	longest := 0
 	for _, n := range names {
 		longest = max(longest, utf8.RuneCountInString(n))
@@ -87,6 +96,9 @@ func legend(b *strings.Builder, names, colors []string) {
 	lx := plotW - marginR - 36 - 7*longest
 	for i, name := range names {
 		ly := marginT + 16 + 18*i
+		if bottom {
+			ly = plotH - marginB - 8 - 18*(len(names)-1-i)
+		}
 		fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`+"\n", lx, ly-4, lx+20, ly-4, colors[i])
 		fmt.Fprintf(b, `<text x="%d" y="%d">%s</text>`+"\n", lx+26, ly, html.EscapeString(name))
 	}
@@ -99,7 +111,11 @@ func (c chart) svg() string {
 	xstep := niceStep(xmax-xmin, tickCount)
 	px := func(x float64) float64 { return marginL + (x-xmin)/(xmax-xmin)*areaW }
 	var b strings.Builder
-	py := frame{c.title, c.xLabel, c.yLabel, ymax}.open(&b)
+	f := frame{title: c.title, xLabel: c.xLabel, yLabel: c.yLabel, ymax: ymax}
+	if c.ymax > 0 {
+		f.ymax, f.fixed = c.ymax, true
+	}
+	py := f.open(&b)
 	for x := math.Ceil(xmin/xstep) * xstep; x <= xmax+xstep*1e-9; x += xstep {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", px(x), marginT, px(x), plotH-marginB)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", px(x), plotH-marginB+16, number(x))
@@ -112,13 +128,17 @@ func (c chart) svg() string {
 	for _, s := range c.series {
 		var pts []string
 		for j, x := range s.xs {
+			end := x + s.step
+			if j+1 < len(s.xs) {
+				end = s.xs[j+1]
+			}
 			y := py(s.ys[j])
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(x), y), fmt.Sprintf("%.1f,%.1f", px(x+s.step), y))
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(x), y), fmt.Sprintf("%.1f,%.1f", px(end), y))
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n", s.color, strings.Join(pts, " "))
 		names, colors = append(names, s.name), append(colors, s.color)
 	}
-	legend(&b, names, colors)
+	legend(&b, names, colors, c.legendBottom)
 	b.WriteString("</svg>\n")
 	return b.String()
 }
@@ -165,7 +185,7 @@ func (c bars) svg() string {
 	for _, s := range c.series {
 		names, colors = append(names, s.name), append(colors, s.color)
 	}
-	legend(&b, names, colors)
+	legend(&b, names, colors, false)
 	b.WriteString("</svg>\n")
 	return b.String()
 }
@@ -239,24 +259,29 @@ func throughputBars(t *Throughput) bars {
 	return c
 }
 
-// failoverChart plots the received rate around each bond's median pull.
+// failoverChart plots the share of each millisecond's packets delivered
+// around each bond's median pull.
 func failoverChart(f *Failover) chart {
 	c := chart{
-		title:  fmt.Sprintf("Received rate of a %d pps stream around a cable pull (median pull of each)", f.PPS),
-		xLabel: "ms from the pull",
-		yLabel: "received kpps",
+		title:  fmt.Sprintf("A %d pps stream across a cable pull: each millisecond's packets, share delivered", f.PPS),
+		xLabel: "ms from the pull, when the packets were sent",
+		yLabel: "delivered, % of sent",
 		marks:  []mark{{0, "cable pulled"}},
+		// Room above 100% so that a line there is not the frame; the
+		// lines run along the top and dip only around the pull.
+		ymax:         110,
+		legendBottom: true,
 	}
 	for _, bf := range f.Bonds {
 		t := bf.Trace
-		if t == nil {
+		if t == nil || f.PPS == 0 {
 			continue
 		}
 		s := series{name: fmt.Sprintf("%s (pull %d, outage %d µs)", pathText(bf.Bond), t.Pull, t.OutageUs),
-			color: pathColor(bf.Bond), step: float64(t.BinUs) / 1000}
+			color: pathColor(bf.Bond), step: float64(t.Seqs) * 1000 / float64(f.PPS)}
 		for i, n := range t.Counts {
-			s.xs = append(s.xs, float64(t.FromUs+int64(i)*t.BinUs)/1000)
-			s.ys = append(s.ys, float64(n)*1000/float64(t.BinUs))
+			s.xs = append(s.xs, float64(t.AtUs[i])/1000)
+			s.ys = append(s.ys, 100*float64(n)/float64(t.Seqs))
 		}
 		c.series = append(c.series, s)
 	}

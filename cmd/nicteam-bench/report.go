@@ -296,10 +296,11 @@ func writeFailover(b *strings.Builder, f *Failover) {
 		"its reaction to the millisecond only, so it is not shown).\n\n", f.PPS, f.Down, tail)
 	if f.Plot != "" {
 		fmt.Fprintf(b, "![Received rate around the pull with the median outage, team and OVS bond](%s)\n\n", f.Plot)
-		fmt.Fprintf(b, "The plot is the stream's delivered rate around the pull with the median outage of each bond: "+
-			"of every %s's worth of packets the sender paced, how many the receiver got, placed at the time they "+
-			"were due. Counted by sequence number, neither the receiver's nor the sender's scheduling moves a "+
-			"packet to another bin, so a dip is loss and nothing else.\n\n", traceBin)
+		fmt.Fprintf(b, "The plot follows the stream across the pull with the median outage of each bond: its "+
+			"packets in blocks of a %s's worth, each block placed at when its first packet was sent and "+
+			"drawn as the share of it that arrived. Counted by sequence number, neither the receiver's nor "+
+			"the sender's scheduling moves a packet to another block, so a dip is loss and nothing else; a "+
+			"dip just before the pull is packets that were still on their way when the cable went.\n\n", traceBin)
 	}
 	for _, bf := range f.Bonds {
 		writeBondPulls(b, f, &bf)

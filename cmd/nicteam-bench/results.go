@@ -118,13 +118,15 @@ type BondFailover struct {
 	Trace *Trace `json:"trace,omitempty"`
 }
 
-// Trace is a stream's received rate around one pull.
+// Trace is a stream's delivery around one pull: its packets in blocks of
+// Seqs consecutive ones (a millisecond's worth), when each block was sent
+// and how many of it arrived.
 type Trace struct {
 	Pull     int      `json:"pull"`
 	OutageUs int64    `json:"outageUs"` // that pull's longest outage
-	FromUs   int64    `json:"fromUs"`   // the first bin's start, from the pull
-	BinUs    int64    `json:"binUs"`
-	Counts   []uint32 `json:"counts"` // packets received per bin
+	Seqs     uint64   `json:"seqs"`
+	AtUs     []int64  `json:"atUs"`   // when each block's first packet was sent, from the pull
+	Counts   []uint32 `json:"counts"` // how many of each block arrived
 }
 
 // Pull is one cable pull under one stream.
