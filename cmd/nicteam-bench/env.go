@@ -42,7 +42,8 @@ var teamMembers = []string{"eth1", "eth2"}
 // binaries the benchmark runs in the lab.
 var binaries = []string{"nicteamd", "nicteam", "nicteam-seqstream"}
 
-// env is one benchmark's world: the lab, nicteamd in its host, the team.
+// env is one benchmark's world: the lab, nicteamd in its host, the team,
+// and the OVS bond.
 type env struct {
 	lab    *lab.Basic
 	dir    string // temporary: socket, state, built binaries

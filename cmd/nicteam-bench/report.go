@@ -285,8 +285,8 @@ func writeOffloads(b *strings.Builder, offs []Offloads) {
 func writeFailover(b *strings.Builder, f *Failover) {
 	b.WriteString("## Failover outage\n\n")
 	fmt.Fprintf(b, "nicteam-seqstream sends %d UDP packets per second from the host to the peer, through the team "+
-		"or through the OVS bond; pulls alternate between the two. The member carrying the stream (the one whose "+
-		"transmit counter grows) loses its cable (its switch port is set down), stays out %s, and is plugged "+
+		"or through the OVS bond; pulls alternate between the two. The member carrying the stream (the team's "+
+		"member whose transmit counter grows, the OVS bond's active member) loses its cable (its switch port is set down), stays out %s, and is plugged "+
 		"back; the stream goes on until the team is Up again (the OVS bond has both members enabled) and %v "+
 		"more. An outage is the gap the receiver saw between the last packet before lost ones and the first "+
 		"after them; those starting before the midpoint between pull and restore belong to the pull, the "+
@@ -295,12 +295,13 @@ func writeFailover(b *strings.Builder, f *Failover) {
 		"after the pull, nicteamd logged moving the pulled member's buckets to the other member (OVS logs "+
 		"its reaction to the millisecond only, so it is not shown).\n\n", f.PPS, f.Down, tail)
 	if f.Plot != "" {
-		fmt.Fprintf(b, "![Received rate around the pull with the median outage, team and OVS bond](%s)\n\n", f.Plot)
+		fmt.Fprintf(b, "![Share of the stream delivered around the median pull, team and OVS bond](%s)\n\n", f.Plot)
 		fmt.Fprintf(b, "The plot follows the stream across the pull with the median outage of each bond: its "+
-			"packets in blocks of a %s's worth, each block placed at when its first packet was sent and "+
+			"packets in blocks of %d, %s's worth, each block placed at when its first packet was sent and "+
 			"drawn as the share of it that arrived. Counted by sequence number, neither the receiver's nor "+
 			"the sender's scheduling moves a packet to another block, so a dip is loss and nothing else; a "+
-			"dip just before the pull is packets that were still on their way when the cable went.\n\n", traceBin)
+			"dip just before the pull is packets that were still on their way when the cable went.\n\n",
+			binSeqs(f.PPS), traceBin)
 	}
 	for _, bf := range f.Bonds {
 		writeBondPulls(b, f, &bf)
