@@ -42,6 +42,10 @@ lint:
 demo: deps build
 	$(BIN)/nicteam lab demo
 
+# The benchmarks compare a team with a plain NIC and an Open vSwitch bond
+# (about six minutes; see docs/benchmarks.md). Not part of test, which runs
+# a one-iteration smoke of it.
+bench: DEPS = ovs
 bench: deps build
 	$(GO) run ./cmd/nicteam-bench -bin $(BIN) -o docs/benchmarks.md
 

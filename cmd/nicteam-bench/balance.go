@@ -24,9 +24,6 @@ import (
 // machine can push through a team, so the members, not the CPU, are the
 // bottleneck, and a member left idle shows as a lost fraction of the sum.
 
-// onlyBalance is the -only value that runs this figure alone.
-const onlyBalance = "balance"
-
 // Each member's shaping: tbf on its egress (the team → peer direction).
 // 4 × 200 Mbit/s is a few percent of what a 2-core machine pushes through
 // a team unshaped (15-25 Gbit/s here), and one TCP flow fills 200 Mbit/s
@@ -177,9 +174,9 @@ const memberMTU = 1500
 // measureBalance builds the figure's own lab (with binaries from bin, or
 // built if bin is ""), runs every case with each algorithm cfg's number of
 // times, alternating the algorithms, and removes the lab.
-func measureBalance(ctx context.Context, cfg config, bin string, log io.Writer) (_ Balance, err error) {
+func measureBalance(ctx context.Context, cfg config, bin string, log io.Writer) (_ *Balance, err error) {
 	start := time.Now()
-	res := Balance{
+	res := &Balance{
 		RateMbit: balanceRateMbit, CeilingMbit: balanceRateMbit * payloadFraction(memberMTU),
 		Burst: balanceBurst, Latency: balanceLatency,
 		Duration: cfg.balanceDuration().String(), Omit: cfg.omit.String(), RunsPerCase: cfg.balanceRuns,
@@ -192,7 +189,7 @@ func measureBalance(ctx context.Context, cfg config, bin string, log io.Writer) 
 	nics := slices.Max(members)
 	e, err := newEnvWith(ctx, bin, log, nics, func(e *env, _ context.Context) error { return e.shapeNICs(nics) })
 	if err != nil {
-		return res, fmt.Errorf("measure balance: %w", err)
+		return nil, fmt.Errorf("measure balance: %w", err)
 	}
 	defer func() {
 		if cerr := e.close(); cerr != nil {
@@ -201,12 +198,12 @@ func measureBalance(ctx context.Context, cfg config, bin string, log io.Writer) 
 	}()
 	res.Lab = LabInfo{Prefix: e.lab.Prefix, Pins: e.pins}
 	if res.CongestionControl, err = e.lab.Host.Run("sysctl", "-n", "net.ipv4.tcp_congestion_control"); err != nil {
-		return res, fmt.Errorf("measure balance: %w", err)
+		return nil, fmt.Errorf("measure balance: %w", err)
 	}
 	res.CongestionControl = strings.TrimSpace(res.CongestionControl)
-	srv, err := e.startIperfServer(ctx)
+	srv, err := e.iperfServer(ctx)
 	if err != nil {
-		return res, fmt.Errorf("measure balance: %w", err)
+		return nil, fmt.Errorf("measure balance: %w", err)
 	}
 	defer srv.Kill()
 	fmt.Fprintf(log, "balance: lab %s, %d runs per case and algorithm, members at %d Mbit/s\n", e.lab.Prefix, cfg.balanceRuns, balanceRateMbit)
@@ -216,7 +213,7 @@ func measureBalance(ctx context.Context, cfg config, bin string, log io.Writer) 
 				for _, alg := range alternate(balanceAlgorithms, i) {
 					r, err := e.balanceRun(ctx, cfg, m, f, alg, res.CeilingMbit)
 					if err != nil {
-						return res, fmt.Errorf("measure balance: %d members, %d flows, %v: %w", m, f, alg, err)
+						return nil, fmt.Errorf("measure balance: %d members, %d flows, %v: %w", m, f, alg, err)
 					}
 					r.Run = i + 1
 					fmt.Fprintf(log, "  run %d, %d members, %d flows, %s: %.1f Mbit/s (%.3f), out of order %d of %d segments, %d retransmits, members %s\n",
@@ -277,7 +274,7 @@ func (e *env) balanceRun(ctx context.Context, cfg config, members, flows int, al
 		return r, errors.Join(err, e.removeTeam(ctx))
 	}
 	t0 := time.Now()
-	tcp, err := runIperf(ctx, e.lab.Host, lab.PeerIPv4, cfg.balanceDuration(), cfg.omit, "-P", strconv.Itoa(flows))
+	tcp, err := runIperf(ctx, e.lab.Host, tcpArgs(lab.PeerIPv4, cfg.balanceDuration(), cfg.omit, flows), cfg.balanceDuration()+cfg.omit, parseIperf)
 	if err != nil {
 		return r, errors.Join(err, e.removeTeam(ctx))
 	}
@@ -446,4 +443,16 @@ func counterDeltas(before, after map[string]uint64, names []string) map[string]u
 		}
 	}
 	return d
+}
+
+// worstDynamic is Dynamic's lowest ratio among the cases the target
+// applies to; 0 if none does.
+func (bl *Balance) worstDynamic() float64 {
+	worst := 0.0
+	for _, c := range bl.Cases {
+		if c.TargetApplies && (worst == 0 || c.Dynamic.Ratio < worst) {
+			worst = c.Dynamic.Ratio
+		}
+	}
+	return worst
 }

@@ -11,12 +11,9 @@ import (
 
 // writeBalance is the load-balancing figure's section of the report.
 func writeBalance(b *strings.Builder, res *Results) {
-	bl := &res.Balance
-	if len(bl.Cases) == 0 {
-		return
-	}
+	bl := res.Balance
 	b.WriteString("## Load balancing across rate-limited members\n\n")
-	fmt.Fprintf(b, "Command: `%s`; this figure alone: `go run ./cmd/nicteam-bench -only %s`.\n\n", res.Command, onlyBalance)
+	fmt.Fprintf(b, "Command: `%s`; this figure alone: `go run ./cmd/nicteam-bench -only balance`.\n\n", res.Command)
 	fmt.Fprintf(b, "A lab of its own: the host's NICs eth1..eth4 on the switch, each held to %.0f Mbit/s on the wire "+
 		"by a token bucket on its egress (`tc qdisc add dev ethN root tbf rate %.0fmbit burst %s latency %s`). "+
 		"For each run nicteamd creates a team of the first 2 or 4 of them with the algorithm under test, "+

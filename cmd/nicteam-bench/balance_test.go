@@ -89,8 +89,8 @@ func TestBalanceRunFill(t *testing.T) {
 // sampleBalance is a balance figure as the renderers get it: two runs of
 // each algorithm in two cases, Dynamic short of the target in one and
 // reordering more than TransportPorts in the other.
-func sampleBalance() Balance {
-	b := Balance{
+func sampleBalance() *Balance {
+	b := &Balance{
 		RateMbit: 200, CeilingMbit: 200 * payloadFraction(1500), Burst: "32kb", Latency: "20ms",
 		Duration: "2s", Omit: "1s", RunsPerCase: 2, CongestionControl: "cubic",
 		Target: balanceTarget, ReorderSlack: reorderSlack,
@@ -166,10 +166,11 @@ func TestRenderBalance(t *testing.T) {
 	if md := renderMarkdown(sampleResults()); strings.Contains(md, "Load balancing") {
 		t.Error("a run without the balance figure renders its section")
 	}
-	// -only balance: no comparison lab, summary or figures of it.
-	res.Throughput, res.Failover = Throughput{}, Failover{}
+	// -only balance: no shared lab, nor figures of it.
+	res.Throughput, res.PPS, res.Failover, res.Control = nil, nil, nil, nil
+	res.Lab, res.Settings.Sections = LabInfo{}, []string{"balance"}
 	md = renderMarkdown(res)
-	for _, unwanted := range []string{"## Summary", "## Single-flow", "## Failover", "plain NIC"} {
+	for _, unwanted := range []string{"## TCP throughput", "## Failover", "plain NIC", "team / plain"} {
 		if strings.Contains(md, unwanted) {
 			t.Errorf("-only balance report has %q", unwanted)
 		}

@@ -20,12 +20,13 @@ import (
 )
 
 // The topology: the host's eth1 and eth2 form the team, eth3 stays a plain
-// NIC on the same switch, and the peer holds an address in each subnet, so
-// the route alone decides which path a connection takes.
+// NIC and eth4 and eth5 form the OVS bond (ovs.go), all on the same
+// switch, and the peer holds an address in each subnet, so the route alone
+// decides which path a connection takes.
 const (
 	teamName   = "Team0"
 	plainNIC   = "eth3"
-	hostNICs   = 3
+	hostNICs   = 5
 	plainCIDR  = "10.78.0.1/24"
 	plainPeer  = "10.78.0.2"
 	peerPlain  = plainPeer + "/24"
@@ -39,16 +40,19 @@ const (
 var teamMembers = []string{"eth1", "eth2"}
 
 // binaries the benchmark runs in the lab.
-var binaries = []string{"nicteamd", "nicteam-seqstream"}
+var binaries = []string{"nicteamd", "nicteam", "nicteam-seqstream"}
 
-// env is one benchmark's world: the lab, nicteamd in its host, the team.
+// env is one benchmark's world: the lab, nicteamd in its host, the team,
+// and the OVS bond.
 type env struct {
 	lab    *lab.Basic
 	dir    string // temporary: socket, state, built binaries
 	bin    string // where the binaries are
 	daemon *lab.Proc
+	socket string
 	client *api.Client
-	pins   string // the daemon's pin directory for the host's namespace
+	ovs    *lab.OVS // nil unless a section needs the OVS bond
+	pins   string   // the daemon's pin directory for the host's namespace
 	// sw is a netlink handle in the switch's namespace, opened beforehand
 	// so that a cable pull is one netlink call, timed to microseconds
 	// rather than to the milliseconds an ip command takes to start.
@@ -57,9 +61,18 @@ type env struct {
 }
 
 // newEnv builds the binaries (unless bin names them), the lab, the daemon,
-// the team and the plain NIC beside it. On error it undoes what it did.
-func newEnv(ctx context.Context, bin string, log io.Writer) (*env, error) {
-	return newEnvWith(ctx, bin, log, hostNICs, (*env).teamBesidePlain)
+// the team and the plain NIC beside it, and the OVS bond if withOVS. On
+// error it undoes what it did.
+func newEnv(ctx context.Context, bin string, withOVS bool, log io.Writer) (*env, error) {
+	return newEnvWith(ctx, bin, log, hostNICs, func(e *env, ctx context.Context) error {
+		if err := e.teamBesidePlain(ctx); err != nil {
+			return err
+		}
+		if withOVS {
+			return e.startOVS(ctx)
+		}
+		return nil
+	})
 }
 
 // newEnvWith builds the binaries (unless bin names them), a lab whose host
@@ -83,7 +96,7 @@ func newEnvWith(ctx context.Context, bin string, log io.Writer, nics int, finish
 func (e *env) setUp(ctx context.Context, nics int, finish func(*env, context.Context) error) error {
 	if e.bin == "" {
 		e.bin = e.dir
-		fmt.Fprintln(e.log, "building nicteamd and nicteam-seqstream")
+		fmt.Fprintf(e.log, "building %s\n", strings.Join(binaries, ", "))
 		if err := build(ctx, e.dir); err != nil {
 			return err
 		}
@@ -196,13 +209,13 @@ func (e *env) configureHost() error {
 }
 
 func (e *env) startDaemon(ctx context.Context) error {
-	socket := filepath.Join(e.dir, "nicteamd.sock")
+	e.socket = filepath.Join(e.dir, "nicteamd.sock")
 	p, err := e.lab.Host.Start(filepath.Join(e.bin, "nicteamd"),
-		"--socket", socket, "--state-dir", filepath.Join(e.dir, "state"))
+		"--socket", e.socket, "--state-dir", filepath.Join(e.dir, "state"))
 	if err != nil {
 		return err
 	}
-	e.daemon, e.client = p, api.NewClient(socket)
+	e.daemon, e.client = p, api.NewClient(e.socket)
 	ctx, cancel := context.WithTimeout(ctx, daemonWait)
 	defer cancel()
 	for {
@@ -211,7 +224,7 @@ func (e *env) startDaemon(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("start nicteamd: no answer on %s: %w: %s", socket, ctx.Err(), p.Output())
+			return fmt.Errorf("start nicteamd: no answer on %s: %w: %s", e.socket, ctx.Err(), p.Output())
 		case <-p.Done():
 			return fmt.Errorf("start nicteamd: exited: %v: %s", p.Wait(), p.Output())
 		case <-time.After(20 * time.Millisecond):
@@ -259,13 +272,21 @@ func (e *env) close() error {
 	if e.client != nil {
 		// A fresh context: close also runs after Ctrl-C.
 		ctx, cancel := context.WithTimeout(context.Background(), statusWait)
-		// A team never made, or a daemon that died, leaves nothing for
-		// the daemon to undo; its pins are removed below.
-		err := e.client.RemoveTeam(ctx, teamName)
-		if err != nil && !isNotFound(err) && !errors.Is(err, api.ErrDaemonDown) {
-			errs = append(errs, fmt.Errorf("remove team: %w", err))
+		// Team0, and a team of the control section if it was stopped
+		// half way. A team never made, or a daemon that died, leaves
+		// nothing for the daemon to undo; its pins are removed below.
+		for _, name := range []string{teamName, lifecycleTeam} {
+			err := e.client.RemoveTeam(ctx, name)
+			if err != nil && !isNotFound(err) && !errors.Is(err, api.ErrDaemonDown) {
+				errs = append(errs, fmt.Errorf("remove team %s: %w", name, err))
+			}
 		}
 		cancel()
+	}
+	if e.ovs != nil {
+		if err := e.ovs.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop ovs: %w", err))
+		}
 	}
 	if e.daemon != nil {
 		if err := e.daemon.Stop(); err != nil {

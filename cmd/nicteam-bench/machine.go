@@ -19,6 +19,7 @@ type Machine struct {
 	MemoryGiB float64 `json:"memoryGiB"`
 	Go        string  `json:"go"`
 	Iperf3    string  `json:"iperf3"`
+	OVS       string  `json:"ovs,omitempty"` // ovs-vswitchd --version, if installed
 	// LoadBefore and LoadAfter are the 1, 5 and 15 minute load averages:
 	// whatever else ran on the machine shows in them.
 	LoadBefore string `json:"loadBefore"`
@@ -49,6 +50,10 @@ func readMachine() (Machine, error) {
 		return m, fmt.Errorf("read machine: iperf3 --version: %w", err)
 	}
 	m.Iperf3, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+	// Only the sections with the OVS bond need it; they check on their own.
+	if out, err := exec.Command("ovs-vswitchd", "--version").Output(); err == nil {
+		m.OVS, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+	}
 	return m, nil
 }
 

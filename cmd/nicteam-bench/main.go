@@ -1,9 +1,10 @@
-// Command nicteam-bench measures what a team costs and what it saves: the
-// single-flow TCP throughput through a team against a plain NIC, and how
-// long a stream stops when the member carrying it loses its cable. It
-// builds its own lab of network namespaces, runs the real nicteamd in it,
-// alternates the compared configurations so machine noise hits both, and
-// writes the figures as Markdown and JSON. It needs root.
+// Command nicteam-bench measures what a team costs and what it saves: TCP
+// throughput and small-packet rates through a team against a plain NIC
+// and an Open vSwitch bond, how long a stream stops when the member
+// carrying it loses its cable, and what the daemon costs. It builds its
+// own lab of network namespaces, runs the real nicteamd in it, alternates
+// the compared configurations so machine noise hits them all, and writes
+// the figures as Markdown, JSON and SVG plots. It needs root.
 package main
 
 import (
@@ -15,19 +16,30 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 )
 
-const usage = `nicteam-bench measures single-flow TCP throughput through a 2-member team
-against a plain NIC (iperf3, alternated runs), the outage a sequenced UDP
-stream sees when the member carrying it loses its cable, and how much of
-their members' rate teams of 2 and 4 rate-limited members give 2 to 8 TCP
-flows under TransportPorts and Dynamic (and the reordering). It builds a lab of
-network namespaces, starts nicteamd there, and removes all of it at the end,
-also on error or Ctrl-C. It needs root, iperf3, ethtool and Go (to build the
-daemon unless -bin is given).
+const usage = `nicteam-bench compares a 2-member nicteam team with a plain NIC and an Open
+vSwitch userspace bond on the same switch. Its sections (-only picks some):
+
+  throughput  TCP, 1 and 8 flows, both directions: team, plain, OVS (iperf3)
+  pps         64-byte UDP datagrams per second: team, plain (iperf3 -u)
+  failover    the outage of a sequenced UDP stream when the carrying
+              member's cable is pulled: team and OVS bond, alternated
+  control     creating and removing teams of 2, 8 and 32 members; the
+              daemon's memory and CPU idle and while rebalancing
+  balance     how much of their members' rate teams of 2 and 4 members,
+              each held to a rate by a token bucket, give 2 to 8 TCP flows
+              under TransportPorts and Dynamic, and the reordering (in a
+              lab of its own)
+
+It builds a lab of network namespaces, starts nicteamd (and OVS) there, and
+removes all of it at the end, also on error or Ctrl-C. It needs root,
+iperf3, ethtool, Open vSwitch (scripts/deps.sh ovs) and Go (to build the
+binaries unless -bin is given).
 
 Usage: nicteam-bench [flags]
 
@@ -43,23 +55,24 @@ type config struct {
 	quick    bool
 	out      string // Markdown report; "" for stdout
 	jsonOut  string // JSON results; "" for none
-	bin      string // prebuilt nicteamd and nicteam-seqstream; "" to build
+	bin      string // prebuilt binaries; "" to build
 	command  string // how the benchmark was invoked, for the report
+	sections []section
 	// balanceRuns is the load-balancing figure's runs per case and
-	// algorithm; only, if not "", the one figure to measure.
+	// algorithm.
 	balanceRuns int
-	only        string
 }
 
-// Defaults take about three minutes, and the load-balancing figure about
-// two more: single iperf3 runs on a 2-core machine vary by tens of
-// percent, and 9 alternated runs give a stable median. -quick takes about
-// half a minute.
+// Defaults take about seven minutes (see sections), leaving room under ten:
+// single iperf3 runs on a 2-core machine vary by tens of percent, and the
+// median of 5 alternated runs of 2 s is steady enough to hold a ratio to a
+// few percent; 20 pulls per bond give a median and a worst case worth
+// quoting.
 const (
-	defaultRuns     = 9
-	defaultPulls    = 12
+	defaultRuns     = 5
+	defaultPulls    = 20
 	defaultPPS      = 50_000
-	defaultDuration = 3 * time.Second
+	defaultDuration = 2 * time.Second
 	defaultOmit     = time.Second
 	quickRuns       = 1
 	quickPulls      = 1
@@ -110,17 +123,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
 	}
-	fs.IntVar(&cfg.runs, "runs", defaultRuns, "iperf3 runs `N` per configuration and direction, alternated")
-	fs.IntVar(&cfg.pulls, "pulls", defaultPulls, "cable pulls `N`")
+	fs.IntVar(&cfg.runs, "runs", defaultRuns, "runs `N` per configuration, alternated (iperf3 runs; team creations per size)")
+	fs.IntVar(&cfg.pulls, "pulls", defaultPulls, "cable pulls `N` per bond")
 	fs.Uint64Var(&cfg.pps, "pps", defaultPPS, "packets per second `N` of the stream during pulls")
 	fs.DurationVar(&cfg.duration, "duration", defaultDuration, "length `D` of each iperf3 run, whole seconds")
 	fs.BoolVar(&cfg.quick, "quick", false, fmt.Sprintf("smoke test: -runs %d -pulls %d -duration %v -balance-runs %d, no warm-up and one load-balancing case, unless given", quickRuns, quickPulls, quickDuration, quickBalanceRuns))
-	fs.StringVar(&cfg.out, "o", "", "write the Markdown report to `FILE` (default stdout)")
+	fs.StringVar(&cfg.out, "o", "", "write the Markdown report to `FILE`, the SVG plots beside it (default: the report to stdout, no plots)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "write the results as JSON to `FILE` (default: beside -o, with .json; none when the report goes to stdout)")
-	fs.StringVar(&cfg.bin, "bin", "", "use nicteamd and nicteam-seqstream from `DIR` instead of building them")
+	fs.StringVar(&cfg.bin, "bin", "", "use "+strings.Join(binaries, ", ")+" from `DIR` instead of building them")
+	only := fs.String("only", "", "run only the sections in `LIST`, comma-separated, of "+strings.Join(sectionNames(), ","))
 	fs.IntVar(&cfg.balanceRuns, "balance-runs", defaultBalanceRuns, "load-balancing runs `N` per case and algorithm, alternated")
-	fs.StringVar(&cfg.only, "only", "", "measure only `FIGURE`: "+onlyBalance)
 	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	var err error
+	if cfg.sections, err = pickSections(*only); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
@@ -161,8 +178,6 @@ func (c config) validate() error {
 		return fmt.Errorf("-runs %d: want at least 1", c.runs)
 	case c.balanceRuns < 1:
 		return fmt.Errorf("-balance-runs %d: want at least 1", c.balanceRuns)
-	case c.only != "" && c.only != onlyBalance:
-		return fmt.Errorf("-only %q: want %s", c.only, onlyBalance)
 	case c.pulls < 1:
 		return fmt.Errorf("-pulls %d: want at least 1", c.pulls)
 	case c.pps < 1000:
@@ -185,9 +200,14 @@ func invocation(args []string) string {
 	return strings.Join(append([]string{prog}, args...), " ")
 }
 
-// writeResults writes the Markdown report to cfg.out (or stdout) and the
-// JSON beside it.
+// writeResults writes the Markdown report to cfg.out (or stdout), and the
+// JSON and the plots beside it (none when the report goes to stdout).
 func writeResults(cfg config, res *Results, stdout io.Writer) error {
+	if cfg.out != "" {
+		if err := writePlots(cfg.out, res); err != nil {
+			return err
+		}
+	}
 	md := renderMarkdown(res)
 	if cfg.out == "" {
 		if _, err := io.WriteString(stdout, md); err != nil {
@@ -205,6 +225,31 @@ func writeResults(cfg config, res *Results, stdout io.Writer) error {
 	}
 	if err := os.WriteFile(cfg.jsonOut, js, 0o644); err != nil {
 		return fmt.Errorf("write json: %w", err)
+	}
+	return nil
+}
+
+// writePlots writes the SVG plots into the directory of the report out,
+// named after it, and records their names (relative to the report) in res.
+func writePlots(out string, res *Results) error {
+	base := strings.TrimSuffix(filepath.Base(out), filepath.Ext(out))
+	write := func(what, svg string) (string, error) {
+		name := base + "-" + what + ".svg"
+		if err := os.WriteFile(filepath.Join(filepath.Dir(out), name), []byte(svg), 0o644); err != nil {
+			return "", fmt.Errorf("write plot: %w", err)
+		}
+		return name, nil
+	}
+	var err error
+	if t := res.Throughput; t != nil {
+		if t.Plot, err = write("throughput", throughputBars(t).svg()); err != nil {
+			return err
+		}
+	}
+	if f := res.Failover; f != nil && slices.ContainsFunc(f.Bonds, func(b BondFailover) bool { return b.Trace != nil }) {
+		if f.Plot, err = write("failover", failoverChart(f).svg()); err != nil {
+			return err
+		}
 	}
 	return nil
 }

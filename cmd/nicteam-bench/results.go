@@ -11,23 +11,26 @@ import (
 
 // Results is everything one benchmark run measured; it is the JSON file.
 type Results struct {
-	Command    string     `json:"command"`
-	Date       time.Time  `json:"date"`
-	Machine    Machine    `json:"machine"`
-	Settings   Settings   `json:"settings"`
-	Lab        LabInfo    `json:"lab"`
-	Throughput Throughput `json:"throughput"`
-	Failover   Failover   `json:"failover"`
-	Balance    Balance    `json:"balance"`
+	Command    string      `json:"command"`
+	Date       time.Time   `json:"date"`
+	Machine    Machine     `json:"machine"`
+	Settings   Settings    `json:"settings"`
+	Lab        LabInfo     `json:"lab"`
+	Throughput *Throughput `json:"throughput,omitempty"`
+	PPS        *PPS        `json:"pps,omitempty"`
+	Failover   *Failover   `json:"failover,omitempty"`
+	Control    *Control    `json:"control,omitempty"`
+	Balance    *Balance    `json:"balance,omitempty"`
 }
 
 // Settings are the flags that shaped the run.
 type Settings struct {
-	Runs     int    `json:"runs"`
-	Pulls    int    `json:"pulls"`
-	PPS      uint64 `json:"pps"`
-	Duration string `json:"duration"`
-	Quick    bool   `json:"quick"`
+	Runs     int      `json:"runs"`
+	Pulls    int      `json:"pulls"`
+	PPS      uint64   `json:"pps"`
+	Duration string   `json:"duration"`
+	Quick    bool     `json:"quick"`
+	Sections []string `json:"sections"` // measured, in order
 }
 
 // LabInfo names what the run built, all of it removed at the end.
@@ -36,35 +39,47 @@ type LabInfo struct {
 	Pins   string `json:"pins"`   // the daemon's pin directory
 }
 
-// Throughput is the single-flow TCP figure.
+// Throughput is the TCP figure: one and 8 flows through the team, the
+// plain NIC and the OVS bond.
 type Throughput struct {
-	Duration   string            `json:"duration"` // of each run
-	Omit       string            `json:"omit"`     // warm-up discarded before each run
-	Target     float64           `json:"target"`   // least team/plain ratio
-	Directions []DirectionResult `json:"directions"`
-	Offloads   []Offloads        `json:"offloads"`
+	Duration  string           `json:"duration"`  // of each run
+	Omit      string           `json:"omit"`      // warm-up discarded before each run
+	Target    float64          `json:"target"`    // least team/plain ratio
+	OVSTarget float64          `json:"ovsTarget"` // least team/OVS ratio
+	Cases     []ThroughputCase `json:"cases"`
+	Offloads  []Offloads       `json:"offloads"`
+	// Plot is the SVG file, beside the report, of the medians; "" when
+	// none was written.
+	Plot string `json:"plot,omitempty"`
 }
 
-// DirectionResult compares the paths for one direction of the flow.
-type DirectionResult struct {
+// ThroughputCase compares the paths for a number of flows in one
+// direction.
+type ThroughputCase struct {
+	Flows     int      `json:"flows"`
 	Direction string   `json:"direction"`
 	Runs      []TCPRun `json:"runs"` // in the order run, paths alternating
 	TeamGbps  float64  `json:"teamGbps"`
 	PlainGbps float64  `json:"plainGbps"`
-	Ratio     float64  `json:"ratio"` // team / plain medians
+	OVSGbps   float64  `json:"ovsGbps"`
+	Ratio     float64  `json:"ratio"`    // team / plain medians
+	OVSRatio  float64  `json:"ovsRatio"` // team / OVS medians
 	Met       bool     `json:"met"`
+	OVSMet    bool     `json:"ovsMet"`
 }
 
 // TCPRun is one iperf3 test.
 type TCPRun struct {
 	Run         int     `json:"run"`
-	Path        string  `json:"path"` // team or plain
+	Path        string  `json:"path"` // team, plain or ovs
 	Gbps        float64 `json:"gbps"` // as received
 	Retransmits int     `json:"retransmits"`
-	// Member is the team member that sent the most frames during a team
-	// run: the flow's member when the team sends, the one its ACKs
-	// hashed to when it receives.
-	Member string `json:"member,omitempty"`
+	// Member is the team's or bond's member that sent the most frames
+	// during the run: the flow's member when the host sends, the one its
+	// ACKs left by when it receives. Share is that member's part of the
+	// frames the members sent.
+	Member string  `json:"member,omitempty"`
+	Share  float64 `json:"share,omitempty"`
 }
 
 // Offloads are an interface's offload features as ethtool shows them.
@@ -73,22 +88,46 @@ type Offloads struct {
 	Features  map[string]string `json:"features"`
 }
 
-// Failover is the cable-pull figure.
+// Failover is the cable-pull figure, for the team and the OVS bond.
 type Failover struct {
-	PPS            uint64  `json:"pps"`
-	Down           string  `json:"down"` // how long each cable stayed out
+	PPS         uint64         `json:"pps"`
+	Down        string         `json:"down"`        // how long each cable stayed out
+	TargetUs    int64          `json:"targetUs"`    // most median outage
+	MaxTargetUs int64          `json:"maxTargetUs"` // most longest outage
+	Bonds       []BondFailover `json:"bonds"`       // the team's first
+	// Plot is the SVG file, beside the report, of the received rate around
+	// each bond's median pull; "" when none was written.
+	Plot string `json:"plot,omitempty"`
+}
+
+// BondFailover is one bond's pulls, alternated with the other's.
+type BondFailover struct {
+	Bond           string  `json:"bond"` // team or ovs
 	Pulls          []Pull  `json:"pulls"`
 	MedianOutageUs float64 `json:"medianOutageUs"`
 	MaxOutageUs    int64   `json:"maxOutageUs"`
 	MedianMissing  float64 `json:"medianMissing"`
 	MaxMissing     uint64  `json:"maxMissing"`
 	MedianLostUs   float64 `json:"medianLostUs"`
-	// MedianMovedAfterUs is the median of the daemon's reaction times.
+	// MedianMovedAfterUs is the median of the team daemon's reaction
+	// times; 0 for the OVS bond, which does not log them to the µs.
 	MedianMovedAfterUs float64 `json:"medianMovedAfterUs"`
 	RestoreOutages     int     `json:"restoreOutages"` // over all pulls
-	TargetUs           int64   `json:"targetUs"`       // most median outage
-	Met                bool    `json:"met"`
-	RestoreMet         bool    `json:"restoreMet"` // no outage on restore
+	Met                bool    `json:"met"`            // median and longest outage within the targets
+	RestoreMet         bool    `json:"restoreMet"`     // no outage on restore
+	// Trace is the received rate around the pull with the median outage.
+	Trace *Trace `json:"trace,omitempty"`
+}
+
+// Trace is a stream's delivery around one pull: its packets in blocks of
+// Seqs consecutive ones (a millisecond's worth), when each block was sent
+// and how many of it arrived.
+type Trace struct {
+	Pull     int      `json:"pull"`
+	OutageUs int64    `json:"outageUs"` // that pull's longest outage
+	Seqs     uint64   `json:"seqs"`
+	AtUs     []int64  `json:"atUs"`   // when each block's first packet was sent, from the pull
+	Counts   []uint32 `json:"counts"` // how many of each block arrived
 }
 
 // Pull is one cable pull under one stream.
@@ -114,10 +153,13 @@ type Pull struct {
 	Sent      uint64  `json:"sent"`
 	Received  uint64  `json:"received"`
 	SentPPS   float64 `json:"sentPps"` // the rate the sender achieved
+	// trace is the received rate around the pull; the report keeps only
+	// the median pull's.
+	trace *Trace
 }
 
-// bench builds the environment, measures both figures and tears it down.
-// log gets progress.
+// bench builds the environment, measures the sections cfg asks for and
+// tears it down. log gets progress.
 func bench(ctx context.Context, cfg config, log io.Writer) (_ *Results, err error) {
 	res := &Results{
 		Command: cfg.command,
@@ -127,38 +169,49 @@ func bench(ctx context.Context, cfg config, log io.Writer) (_ *Results, err erro
 			Duration: cfg.duration.String(), Quick: cfg.quick,
 		},
 	}
+	withOVS := false
+	for _, s := range cfg.sections {
+		res.Settings.Sections = append(res.Settings.Sections, s.name)
+		withOVS = withOVS || s.ovs
+	}
+	if withOVS {
+		// Before anything is built: a missing OVS is the usual mistake.
+		if err := checkOVS(); err != nil {
+			return nil, err
+		}
+	}
 	if res.Machine, err = readMachine(); err != nil {
 		return nil, err
 	}
-	if cfg.only == onlyBalance {
-		// Its lab is its own: skip the others'.
-		if res.Balance, err = measureBalance(ctx, cfg, cfg.bin, log); err != nil {
+	bin := cfg.bin
+	if slices.ContainsFunc(cfg.sections, section.shared) {
+		e, err := newEnv(ctx, cfg.bin, withOVS, log)
+		if err != nil {
 			return nil, err
 		}
-		res.Machine.LoadAfter = loadAverage()
-		return res, nil
-	}
-	e, err := newEnv(ctx, cfg.bin, log)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if cerr := e.close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("clean up: %w", cerr))
+		defer func() {
+			if cerr := e.close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("clean up: %w", cerr))
+			}
+		}()
+		res.Lab = LabInfo{Prefix: e.lab.Prefix, Pins: e.pins}
+		fmt.Fprintf(log, "lab %s, pins %s\n", e.lab.Prefix, e.pins)
+		for _, s := range cfg.sections {
+			if s.shared() {
+				if err := s.run(log, func() error { return s.measure(ctx, e, cfg, res) }); err != nil {
+					return nil, err
+				}
+			}
 		}
-	}()
-	res.Lab = LabInfo{Prefix: e.lab.Prefix, Pins: e.pins}
-	fmt.Fprintf(log, "lab %s, pins %s\nthroughput: %d runs per path and direction\n", e.lab.Prefix, e.pins, cfg.runs)
-	if res.Throughput, err = measureThroughput(ctx, e, cfg); err != nil {
-		return nil, err
+		// The binaries the shared lab built serve the other labs too.
+		bin = e.bin
 	}
-	fmt.Fprintf(log, "failover: %d pulls at %d pps\n", cfg.pulls, cfg.pps)
-	if res.Failover, err = measureFailover(ctx, e, cfg); err != nil {
-		return nil, err
-	}
-	// The binaries the first lab built serve the balance figure's lab too.
-	if res.Balance, err = measureBalance(ctx, cfg, e.bin, log); err != nil {
-		return nil, err
+	for _, s := range cfg.sections {
+		if !s.shared() {
+			if err := s.run(log, func() error { return s.ownLab(ctx, cfg, bin, log, res) }); err != nil {
+				return nil, err
+			}
+		}
 	}
 	res.Machine.LoadAfter = loadAverage()
 	return res, nil

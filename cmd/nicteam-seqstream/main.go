@@ -26,7 +26,7 @@ how long it lasted. It measures how long traffic stops when a team member
 fails.
 
 Usage:
-  nicteam-seqstream recv --listen ADDR:PORT [--duration D] [-o text|json]
+  nicteam-seqstream recv --listen ADDR:PORT [--duration D] [--bins N] [-o text|json]
   nicteam-seqstream send --to ADDR:PORT [--pps N] [--duration D] [--size BYTES]
 
 Start recv first; it says "listening on ADDR:PORT" on stderr when ready.
@@ -114,9 +114,10 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 }
 
 func recvCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("recv", "recv --listen ADDR:PORT [--duration D] [-o text|json]", stderr)
+	fs := newFlagSet("recv", "recv --listen ADDR:PORT [--duration D] [--bins N] [-o text|json]", stderr)
 	listen := fs.String("listen", "", "`ADDR:PORT` to receive the stream on (required)")
 	duration := fs.Duration("duration", 0, "stop after `D` even if the end marker has not arrived (0: wait for it or a signal)")
+	bins := fs.Uint64("bins", 0, "count the packets received per `N` sequence numbers, in the JSON report (0: do not)")
 	format := fs.String("o", "text", "report `format`: text or json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -144,7 +145,7 @@ func recvCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	rep, err := receive(ctx, conn)
+	rep, err := receive(ctx, conn, *bins)
 	if err != nil {
 		return fmt.Errorf("recv: %w", err)
 	}
@@ -158,8 +159,9 @@ func recvCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // receive records the stream arriving on conn until ctx ends or linger
-// after the end marker.
-func receive(ctx context.Context, conn *net.UDPConn) (seqstream.Report, error) {
+// after the end marker, counting packets per bin sequence numbers if bin
+// is not 0.
+func receive(ctx context.Context, conn *net.UDPConn, bin uint64) (seqstream.Report, error) {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	// Ending by deadline keeps the read loop free of any other wake-up.
@@ -167,7 +169,7 @@ func receive(ctx context.Context, conn *net.UDPConn) (seqstream.Report, error) {
 		<-ctx.Done()
 		conn.SetReadDeadline(time.Now())
 	}()
-	var rec seqstream.Recorder
+	rec := seqstream.Recorder{BinSeqs: bin}
 	buf := make([]byte, maxUDPPayload)
 	ending := false
 	for {

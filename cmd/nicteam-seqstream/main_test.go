@@ -50,6 +50,7 @@ func TestBadArguments(t *testing.T) {
 		{"frobnicate"},
 		{"recv"},
 		{"recv", "--listen", "127.0.0.1:0", "-o", "yaml"},
+		{"recv", "--listen", "127.0.0.1:0", "--bins", "-1"},
 		{"send"},
 		{"send", "--to", "127.0.0.1:9", "--pps", "0"},
 		{"send", "--to", "127.0.0.1:9", "--size", "8"},
@@ -75,7 +76,7 @@ func TestLoopback(t *testing.T) {
 	defer cancel()
 	reports := make(chan seqstream.Report, 1)
 	go func() {
-		rep, err := receive(ctx, rconn)
+		rep, err := receive(ctx, rconn, 2000)
 		if err != nil {
 			t.Error(err)
 		}
@@ -104,6 +105,18 @@ func TestLoopback(t *testing.T) {
 	if rep.Lost > 10 || rep.Duplicates != 0 {
 		t.Errorf("lost %d, duplicates %d over loopback\n%s", rep.Lost, rep.Duplicates, rep)
 	}
+	// 10000 packets in bins of 2000.
+	if b := rep.Bins; b == nil || len(b.Counts) != 5 || sum(b.Counts) != rep.Received {
+		t.Errorf("bins %+v, want 5 adding up to %d", b, rep.Received)
+	}
+}
+
+func sum(xs []uint32) uint64 {
+	var n uint64
+	for _, x := range xs {
+		n += uint64(x)
+	}
+	return n
 }
 
 // TestFailoverOutage pulls the cable of the NIC a stream leaves by, plugs

@@ -207,6 +207,23 @@ func (l *Lab) Connect(h *Host, nic string, sw *Switch) error {
 	return nil
 }
 
+// Cable connects a's NIC nic directly to b's NIC port, without a switch:
+// a veth pair with one end in each namespace, both up. Use it to put a
+// switch of another kind (Open vSwitch, a host's team) at one end, or to
+// give a host interfaces that only need a carrier.
+func (l *Lab) Cable(a *Host, nic string, b *Host, port string) error {
+	if _, err := run("-n", a.NS, "link", "add", nic, "type", "veth", "peer", "name", port, "netns", b.NS); err != nil {
+		return fmt.Errorf("cable %s %s to %s %s: %w", a.Name, nic, b.Name, port, err)
+	}
+	if err := a.SetUp(nic); err != nil {
+		return fmt.Errorf("cable %s %s to %s %s: %w", a.Name, nic, b.Name, port, err)
+	}
+	if err := b.SetUp(port); err != nil {
+		return fmt.Errorf("cable %s %s to %s %s: %w", a.Name, nic, b.Name, port, err)
+	}
+	return nil
+}
+
 func hostNIC(h *Host, nic string) string { return h.NS + "/" + nic }
 
 // portName picks a switch port name for host's nic that is a valid

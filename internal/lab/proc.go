@@ -32,7 +32,13 @@ type Proc struct {
 // process group of its own, which Stop and Kill signal as a whole, and it
 // is killed if the caller dies. Close stops it if the caller did not.
 func (h *Host) Start(name string, args ...string) (*Proc, error) {
-	return h.start("", name, args)
+	return h.start("", nil, name, args)
+}
+
+// StartEnv is Start with env ("KEY=value") added to the caller's
+// environment, for programs configured through it.
+func (h *Host) StartEnv(env []string, name string, args ...string) (*Proc, error) {
+	return h.start("", env, name, args)
 }
 
 // StartDetached is Start for a process that is to outlive the caller: it
@@ -44,10 +50,10 @@ func (h *Host) StartDetached(logPath, name string, args ...string) (*Proc, error
 	if logPath == "" {
 		return nil, fmt.Errorf("start %s on %s: no log file", name, h.Name)
 	}
-	return h.start(logPath, name, args)
+	return h.start(logPath, nil, name, args)
 }
 
-func (h *Host) start(logPath, name string, args []string) (*Proc, error) {
+func (h *Host) start(logPath string, env []string, name string, args []string) (*Proc, error) {
 	path, err := exec.LookPath(name)
 	if err != nil {
 		return nil, fmt.Errorf("start %s on %s: %w", name, h.Name, err)
@@ -55,6 +61,9 @@ func (h *Host) start(logPath, name string, args []string) (*Proc, error) {
 	// nsenter execs the program after setns, so the pid is the program's
 	// own and signals reach it directly.
 	cmd := exec.Command("nsenter", append([]string{"--net=" + nsPath(h.NS), "--", path}, args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	p := &Proc{Name: name, cmd: cmd, done: make(chan struct{}), logPath: logPath}
 	if logPath == "" {
 		p.out = &syncBuffer{}

@@ -2,6 +2,7 @@ package seqstream
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -50,11 +51,34 @@ type Report struct {
 	// something only when sender and receiver share a clock, as in a lab
 	// on one machine.
 	MaxDelayUs int64 `json:"maxDelayUs"`
+	// Bins is the delivered rate over time, when the Recorder was asked
+	// for it.
+	Bins *Bins `json:"bins,omitempty"`
+}
+
+// Bins counts the data packets received (not duplicates) per block of
+// consecutive sequence numbers, from the first to arrive, and notes when
+// each block was sent: where in the stream packets were lost, and when.
+// A block is short by exactly the packets lost of it, however the
+// receiver was scheduled; binned by arrival time instead, a receiver that
+// stalls and then reads its backlog would draw a gap and a burst that
+// were never on the wire.
+type Bins struct {
+	FirstSeq uint64   `json:"firstSeq"` // the first packet to arrive starts the first block
+	Seqs     uint64   `json:"seqs"`     // sequence numbers per block
+	Counts   []uint32 `json:"counts"`
+	// SentNs is, per block, the send time of its earliest packet that
+	// arrived (ns since the Unix epoch), 0 if none did.
+	SentNs []int64 `json:"sentNs"`
 }
 
 // Recorder accounts for the packets of one stream as they arrive. The zero
 // value is ready to use. It is not safe for concurrent use.
 type Recorder struct {
+	// BinSeqs, if set before the first packet, makes the Recorder count
+	// received packets in Bins of this many sequence numbers.
+	BinSeqs uint64
+
 	started     bool
 	first       uint64
 	highest     uint64
@@ -67,6 +91,7 @@ type Recorder struct {
 
 	outages  []Outage
 	maxDelay time.Duration
+	bins     *Bins
 
 	ended bool
 	sent  uint64
@@ -131,8 +156,34 @@ func (r *Recorder) data(p Packet, at time.Time) {
 	}
 	r.received++
 	r.lastArrival = at
+	r.count(p)
 	if d := at.Sub(time.Unix(0, p.Sent)); d > r.maxDelay {
 		r.maxDelay = d
+	}
+}
+
+// count adds p to its bin.
+func (r *Recorder) count(p Packet) {
+	if r.BinSeqs == 0 {
+		return
+	}
+	if r.bins == nil {
+		r.bins = &Bins{FirstSeq: p.Seq, Seqs: r.BinSeqs}
+	}
+	if p.Seq < r.bins.FirstSeq {
+		// Sent before the first to arrive, and late: the bins start with
+		// the first, so it has none.
+		return
+	}
+	i := (p.Seq - r.bins.FirstSeq) / r.BinSeqs
+	for uint64(len(r.bins.Counts)) <= i {
+		r.bins.Counts = append(r.bins.Counts, 0)
+		r.bins.SentNs = append(r.bins.SentNs, 0)
+	}
+	r.bins.Counts[i]++
+	// Packets leave in order, so the earliest sent is the lowest number.
+	if sent := &r.bins.SentNs[i]; *sent == 0 || p.Sent < *sent {
+		*sent = p.Sent
 	}
 }
 
@@ -165,6 +216,11 @@ func (r *Recorder) Report() Report {
 		LastSeq:    r.highest,
 		Outages:    append([]Outage{}, r.outages...),
 		MaxDelayUs: r.maxDelay.Microseconds(),
+	}
+	if r.bins != nil {
+		b := *r.bins
+		b.Counts, b.SentNs = slices.Clone(b.Counts), slices.Clone(b.SentNs)
+		rep.Bins = &b
 	}
 	var expected uint64
 	if r.started {

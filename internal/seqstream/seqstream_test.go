@@ -221,6 +221,38 @@ func TestDue(t *testing.T) {
 	}
 }
 
+// TestRecorderBins counts distinct packets received per 10 sequence
+// numbers from the first to arrive: a late packet counts where it belongs
+// (and is the block's earliest sent), a duplicate not at all, one before
+// the first not at all.
+func TestRecorderBins(t *testing.T) {
+	r := Recorder{BinSeqs: 10}
+	buf := make([]byte, HeaderLen)
+	for _, seq := range []uint64{
+		5, 6, 7, 8, 9,
+		9,  // duplicate
+		17, // the second bin
+		40, // the fourth
+		16, // late, the second
+		4,  // late, before the first to arrive
+	} {
+		Packet{Kind: Data, Seq: seq, Sent: t0.Add(ms(int(seq))).UnixNano()}.Put(buf)
+		if _, err := r.Receive(buf, t0.Add(ms(int(seq)+3))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := &Bins{FirstSeq: 5, Seqs: 10, Counts: []uint32{5, 2, 0, 1},
+		SentNs: []int64{t0.Add(ms(5)).UnixNano(), t0.Add(ms(16)).UnixNano(), 0, t0.Add(ms(40)).UnixNano()}}
+	if got := r.Report().Bins; !reflect.DeepEqual(got, want) {
+		t.Errorf("bins %+v, want %+v", got, want)
+	}
+	var off Recorder
+	off.Receive(buf, t0)
+	if off.Report().Bins != nil {
+		t.Error("bins counted without a bin width")
+	}
+}
+
 func TestReportJSONAndText(t *testing.T) {
 	rep := record(t, cat(steady(0, 9, 0), steady(40, 49, ms(40)), []step{{seq: 60, at: ms(60), end: true}}))
 	b, err := json.Marshal(rep)

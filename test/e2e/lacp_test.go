@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,14 +53,7 @@ func newBackToBack(t *testing.T) (a, b *env) {
 		t.Fatal(err)
 	}
 	for _, nic := range []string{"eth1", "eth2"} {
-		if _, err := ha.Run("ip", "link", "add", nic, "type", "veth", "peer", "name", nic, "netns", hb.NS); err != nil {
-			t.Fatal(err)
-		}
-		for _, h := range []*lab.Host{ha, hb} {
-			if err := h.SetUp(nic); err != nil {
-				t.Fatal(err)
-			}
-		}
+		cable(t, l, ha, nic, hb, nic)
 	}
 	return newHostEnv(t, l, ha), newHostEnv(t, l, hb)
 }
@@ -273,110 +265,55 @@ func TestStaticTeamAgainstTeam(t *testing.T) {
 	}
 }
 
-// ovs is Open vSwitch running in a lab host's namespace with its own
-// database, sockets and logs under a test directory: no kernel module (the
-// bridge uses the userspace datapath) and nothing shared with a system OVS.
+// ovs is lab.OVS for a test: commands that fail fail the test.
 type ovs struct {
-	t   *testing.T
-	h   *lab.Host
-	dir string
+	*lab.OVS
+	t *testing.T
 }
 
-// startOVS starts ovsdb-server and ovs-vswitchd on h. They are stopped by
-// the lab (Close stops every process it started) and their logs are shown
-// when the test fails.
+// startOVS starts Open vSwitch on h with its state in a test directory, or
+// skips the test if it is not installed. It is stopped when the test ends,
+// and its logs are shown if the test failed.
 func startOVS(t *testing.T, h *lab.Host) *ovs {
 	t.Helper()
-	for _, cmd := range []string{"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl"} {
-		if _, err := exec.LookPath(cmd); err != nil {
-			t.Skipf("Open vSwitch is not installed (%s: %v); make test installs it with scripts/deps.sh ovs", cmd, err)
-		}
+	if err := lab.OVSInstalled(); err != nil {
+		t.Skip(err)
 	}
-	const schema = "/usr/share/openvswitch/vswitch.ovsschema"
-	o := &ovs{t: t, h: h, dir: t.TempDir()}
-	// The tools find the database and each other through these; every
-	// process the test starts inherits them.
-	for _, k := range []string{"OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"} {
-		t.Setenv(k, o.dir)
-	}
-	if out, err := exec.Command("ovsdb-tool", "create", o.path("conf.db"), schema).CombinedOutput(); err != nil {
-		t.Fatalf("ovsdb-tool create: %v: %s", err, out)
-	}
-	db, err := h.Start("ovsdb-server", o.path("conf.db"), "--remote=punix:"+o.path("db.sock"),
-		"--unixctl="+o.path("ovsdb-server.ctl"), "--log-file="+o.path("ovsdb-server.log"))
+	o, err := h.StartOVS(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.waitFile("db.sock", db)
-	o.vsctl("--no-wait", "init")
-	sw, err := h.Start("ovs-vswitchd", "unix:"+o.path("db.sock"),
-		"--unixctl="+o.path("ovs-vswitchd.ctl"), "--log-file="+o.path("ovs-vswitchd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.waitFile("ovs-vswitchd.ctl", sw)
 	t.Cleanup(func() {
-		sw.Stop()
-		db.Stop()
+		o.Stop()
 		if t.Failed() {
-			for _, f := range []string{"ovs-vswitchd.log", "ovsdb-server.log"} {
-				b, _ := os.ReadFile(o.path(f))
-				t.Logf("%s:\n%s", f, b)
-			}
+			t.Log(o.Logs())
 		}
 	})
-	return o
-}
-
-func (o *ovs) path(name string) string { return filepath.Join(o.dir, name) }
-
-func (o *ovs) waitFile(name string, p *lab.Proc) {
-	o.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(o.path(name)); err == nil {
-			return
-		}
-		select {
-		case <-p.Done():
-			o.t.Fatalf("%s exited: %s", p.Name, p.Output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			o.t.Fatalf("%s did not create %s within 10s: %s", p.Name, name, p.Output())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return &ovs{OVS: o, t: t}
 }
 
 func (o *ovs) vsctl(args ...string) string {
 	o.t.Helper()
-	out, err := exec.Command("ovs-vsctl", append([]string{"--db=unix:" + o.path("db.sock"), "--timeout=10"}, args...)...).CombinedOutput()
+	out, err := o.Vsctl(args...)
 	if err != nil {
-		o.t.Fatalf("ovs-vsctl %s: %v: %s", strings.Join(args, " "), err, out)
+		o.t.Fatal(err)
 	}
-	return string(out)
+	return out
 }
 
 func (o *ovs) appctl(args ...string) string {
 	o.t.Helper()
-	out, err := exec.Command("ovs-appctl", append([]string{"-t", o.path("ovs-vswitchd.ctl"), "--timeout=10"}, args...)...).CombinedOutput()
+	out, err := o.Appctl(args...)
 	if err != nil {
-		o.t.Fatalf("ovs-appctl %s: %v: %s", strings.Join(args, " "), err, out)
+		o.t.Fatal(err)
 	}
-	return string(out)
+	return out
 }
 
 // cable connects a's nic to port on host sw with a veth pair, both ends up.
-func cable(t *testing.T, a *lab.Host, nic string, sw *lab.Host, port string) {
+func cable(t *testing.T, l *lab.Lab, a *lab.Host, nic string, sw *lab.Host, port string) {
 	t.Helper()
-	if _, err := a.Run("ip", "link", "add", nic, "type", "veth", "peer", "name", port, "netns", sw.NS); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.SetUp(nic); err != nil {
-		t.Fatal(err)
-	}
-	if err := sw.SetUp(port); err != nil {
+	if err := l.Cable(a, nic, sw, port); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -400,9 +337,9 @@ func TestLacpAgainstOpenVSwitch(t *testing.T) {
 		hosts[i] = h
 	}
 	host, sw, peer := hosts[0], hosts[1], hosts[2]
-	cable(t, host, "eth1", sw, "p1")
-	cable(t, host, "eth2", sw, "p2")
-	cable(t, peer, "eth0", sw, "p3")
+	cable(t, l, host, "eth1", sw, "p1")
+	cable(t, l, host, "eth2", sw, "p2")
+	cable(t, l, peer, "eth0", sw, "p3")
 	if err := peer.AddAddr("eth0", "10.79.0.2/24"); err != nil {
 		t.Fatal(err)
 	}
@@ -487,8 +424,8 @@ func TestLacpPartnerInAnotherAggregation(t *testing.T) {
 		}
 		hosts[i] = h
 	}
-	cable(t, hosts[0], "eth1", hosts[1], "eth1")
-	cable(t, hosts[0], "eth2", hosts[2], "eth1")
+	cable(t, l, hosts[0], "eth1", hosts[1], "eth1")
+	cable(t, l, hosts[0], "eth2", hosts[2], "eth1")
 	a, b, c := newHostEnv(t, l, hosts[0]), newHostEnv(t, l, hosts[1]), newHostEnv(t, l, hosts[2])
 	a.mustCLI("new", "Team0", "--members", "eth1,eth2", "--mode", "lacp")
 	for _, e := range []*env{b, c} {
