@@ -42,8 +42,9 @@ lint:
 demo: deps build
 	$(BIN)/nicteam lab demo
 
-# The benchmarks compare a team with a plain NIC and an Open vSwitch bond
-# (about six minutes; see docs/benchmarks.md). Not part of test, which runs
+# The benchmarks compare a team with a plain NIC and an Open vSwitch bond,
+# and TransportPorts with Dynamic on rate-limited members
+# (about seven minutes; see docs/benchmarks.md). Not part of test, which runs
 # a one-iteration smoke of it.
 bench: DEPS = ovs
 bench: deps build
