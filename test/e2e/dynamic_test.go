@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,10 +32,11 @@ func udpFrame(src, dst netip.Addr, sport, dport uint16) []byte {
 	return f
 }
 
-// TestDynamicRebalancesWithoutReordering starts two sequenced streams that
-// hash onto the same member of a Dynamic team. The rebalancer must move
-// one of them to the idle member by measured load, and the flowlet rule
-// must move it only at a pause: no packet lost or reordered.
+// TestDynamicRebalancesWithoutReordering starts three sequenced streams, an
+// elephant beside two mice, that hash onto the same member of a Dynamic
+// team. The rebalancer must move load to the idle member by measure, and
+// the flowlet rule must move a flow only at a pause: no packet lost or
+// reordered.
 func TestDynamicRebalancesWithoutReordering(t *testing.T) {
 	e := newEnv(t, 2)
 	e.mustCLI("new", "Team0", "--members", "eth1,eth2", "--lb", "dynamic", "--flowlet-gap", "300us", "--rebalance-interval", "100ms")
@@ -55,23 +58,28 @@ func TestDynamicRebalancesWithoutReordering(t *testing.T) {
 	bucketOf := func(sport, dport uint16) int {
 		return int(datapath.Hash(datapath.HashTransportPorts, udpFrame(src, dst, sport, dport)) % team.NumBuckets)
 	}
-	// Two flows in different buckets held by the same member.
-	type flow struct{ sport, dport uint16 }
-	flows := []flow{{0, 9000}, {0, 9001}}
-	b0 := -1
-	for sp := uint16(20000); sp < 30000 && flows[1].sport == 0; sp++ {
-		if flows[0].sport == 0 {
-			flows[0].sport, b0 = sp, bucketOf(sp, 9000)
-			continue
+	// An elephant and two mice in different buckets held by the same
+	// member.
+	type flow struct {
+		sport, dport uint16
+		pps          int
+	}
+	flows := []flow{{0, 9000, 3000}, {0, 9001, 300}, {0, 9002, 300}}
+	var buckets []int
+	for i := range flows {
+		for sp := uint16(20000 + 1000*i); sp < uint16(21000+1000*i); sp++ {
+			b := bucketOf(sp, flows[i].dport)
+			if i == 0 || (owner[b] == owner[buckets[0]] && !slices.Contains(buckets, b)) {
+				flows[i].sport = sp
+				buckets = append(buckets, b)
+				break
+			}
 		}
-		if b := bucketOf(sp, 9001); b != b0 && owner[b] == owner[b0] {
-			flows[1].sport = sp
+		if flows[i].sport == 0 {
+			t.Fatalf("found no flow %d on the elephant's member", i)
 		}
 	}
-	if flows[1].sport == 0 {
-		t.Fatal("found no two flows on the same member")
-	}
-	t.Logf("both flows start on %s (buckets %d and %d)", owner[b0], b0, bucketOf(flows[1].sport, 9001))
+	t.Logf("all flows start on %s (buckets %v)", owner[buckets[0]], buckets)
 
 	seq := filepath.Join(bin, "nicteam-seqstream")
 	var recvs []interface {
@@ -93,13 +101,13 @@ func TestDynamicRebalancesWithoutReordering(t *testing.T) {
 		}
 		recvs = append(recvs, r)
 	}
-	// 1000 packets per second: a pause of 1 ms between packets, longer
-	// than the flowlet gap, so a moved bucket takes its flow along at once
-	// and ordering still holds.
+	// At most 3000 packets per second: a pause of 333 µs or more between
+	// packets, longer than the flowlet gap, so a moved bucket takes its
+	// flow along at once and ordering still holds.
 	var senders []interface{ Wait() error }
 	for _, f := range flows {
 		s, err := e.b.Host.Start(seq, "send", "--to", fmt.Sprintf("10.77.0.2:%d", f.dport), "--from", fmt.Sprintf("10.77.0.1:%d", f.sport),
-			"--pps", "1000", "--size", "1200", "--duration", "3s")
+			"--pps", strconv.Itoa(f.pps), "--size", "1200", "--duration", "3s")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,11 +136,20 @@ func TestDynamicRebalancesWithoutReordering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var sent []uint64
+	var total uint64
 	for i, m := range after.Members {
-		if sent := m.TxPackets - before.Members[i].TxPackets; sent < 200 {
-			t.Errorf("%s sent %d packets: the load was not spread over both members", m.Name, sent)
+		sent = append(sent, m.TxPackets-before.Members[i].TxPackets)
+		total += sent[i]
+	}
+	// Moving the elephant off the mice balances best; moving only a mouse
+	// would leave the other member under a tenth.
+	for i, m := range after.Members {
+		if sent[i] < total/10 {
+			t.Errorf("%s sent %d of %d packets: the load was not spread over both members", m.Name, sent[i], total)
 		}
 	}
+	t.Logf("packets sent per member: %v", sent)
 	rebalanced := false
 	e.client().Events(context.Background(), false, func(ev api.Event) error {
 		rebalanced = rebalanced || (ev.Kind == api.EventBucketsMoved && strings.Contains(ev.Detail, "rebalanced by load"))
