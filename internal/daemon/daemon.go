@@ -54,7 +54,11 @@ type Daemon struct {
 
 	// dirty asks the persister to save the state: changes made on the
 	// failover path (the primary moved) are saved off that path.
-	dirty chan struct{}
+	dirty   chan struct{}
+	snapSeq uint64 // guarded by mu; numbers the state snapshots taken
+
+	saveMu   sync.Mutex // orders writes of the state file; taken after mu, never before
+	savedSeq uint64     // guarded by saveMu; the newest snapshot written
 }
 
 // teamRT is one team at run time. Every field is guarded by Daemon.mu.
@@ -260,11 +264,37 @@ func peerName(teamName string) string {
 
 // persistLocked writes every team's record.
 func (d *Daemon) persistLocked() error {
+	seq, b, err := d.snapshotLocked()
+	if err != nil {
+		return err
+	}
+	return d.write(seq, b)
+}
+
+// snapshotLocked encodes every team's record and numbers the snapshot.
+func (d *Daemon) snapshotLocked() (uint64, []byte, error) {
 	recs := make([]record, 0, len(d.order))
 	for _, name := range d.order {
 		recs = append(recs, d.teams[name].rec)
 	}
-	return saveState(d.cfg.StateDir, recs)
+	b, err := encodeState(recs)
+	d.snapSeq++
+	return d.snapSeq, b, err
+}
+
+// write saves snapshot seq unless a newer one is saved already. It needs
+// only saveMu, so the persister's fsync holds up no failover.
+func (d *Daemon) write(seq uint64, b []byte) error {
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	if seq <= d.savedSeq {
+		return nil
+	}
+	if err := writeState(d.cfg.StateDir, b); err != nil {
+		return err
+	}
+	d.savedSeq = seq
+	return nil
 }
 
 // persistSoonLocked saves the state in the background, soon: for changes
@@ -283,8 +313,11 @@ func (d *Daemon) persister(ctx context.Context) {
 			return
 		case <-d.dirty:
 			d.mu.Lock()
-			err := d.persistLocked()
+			seq, b, err := d.snapshotLocked()
 			d.mu.Unlock()
+			if err == nil {
+				err = d.write(seq, b)
+			}
 			if err != nil {
 				d.log.Warn("persist", "err", err)
 			}

@@ -65,16 +65,30 @@ func loadState(dir string) ([]record, error) {
 // saveState replaces the state file atomically: a crash leaves either the
 // old or the new file, never half of one.
 func saveState(dir string, teams []record) error {
+	b, err := encodeState(teams)
+	if err != nil {
+		return err
+	}
+	return writeState(dir, b)
+}
+
+// encodeState is the state file's content for teams.
+func encodeState(teams []record) ([]byte, error) {
 	b, err := json.MarshalIndent(stateFile{Version: stateVersion, Teams: teams}, "", "  ")
 	if err != nil {
-		return fmt.Errorf("save state: %w", err)
+		return nil, fmt.Errorf("save state: %w", err)
 	}
+	return append(b, '\n'), nil
+}
+
+// writeState replaces the state file with b atomically.
+func writeState(dir string, b []byte) error {
 	f, err := os.CreateTemp(dir, ".teams-*.json")
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	defer os.Remove(f.Name())
-	if _, err := f.Write(append(b, '\n')); err != nil {
+	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return fmt.Errorf("save state: %w", err)
 	}
