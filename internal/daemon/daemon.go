@@ -360,10 +360,10 @@ func (d *Daemon) bringUpLocked(rec record) (*teamRT, bool, error) {
 	t := newTeamRT(rec)
 	nic, nicErr := host.Get(rec.Spec.Name)
 	dp, err := datapath.Open(d.teamPinDir(rec.Spec.Name))
-	if err == nil && nicErr == nil {
+	if err == nil {
 		cfg, cerr := dp.Config()
 		table, berr := dp.Buckets()
-		if cerr == nil && berr == nil && cfg.TeamIfindex == nic.Index {
+		if nicErr == nil && cerr == nil && berr == nil && cfg.TeamIfindex == nic.Index {
 			t.dp, t.index, t.table = dp, nic.Index, team.Table(table)
 			for _, m := range rec.Spec.Members {
 				d.refreshMemberLocked(t, m.Name, true)
@@ -371,8 +371,9 @@ func (d *Daemon) bringUpLocked(rec record) (*teamRT, bool, error) {
 			t.resumeLACP = holders(t)
 			return t, true, nil
 		}
-		// Pins of an older team NIC: start over.
-		dp.Destroy()
+		// Pins of an older (or missing) team NIC: buildLocked removes
+		// them and starts over.
+		dp.Close()
 	}
 	if err := d.buildLocked(t); err != nil {
 		return nil, false, err
@@ -503,6 +504,11 @@ func (d *Daemon) leaveLocked(t *teamRT, name string) {
 	if tm := t.timers[name]; tm != nil {
 		tm.Stop()
 	}
+	// Its ports' announcements would contradict those of their new member.
+	if stop := t.stopPorts[name]; stop != nil {
+		stop()
+	}
+	delete(t.stopPorts, name)
 	delete(t.timers, name)
 	delete(t.ifindex, name)
 	delete(t.links, name)

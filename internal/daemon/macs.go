@@ -34,7 +34,11 @@ func (d *Daemon) planMACLocked(t *teamRT, e team.Evaluation) team.MACPlan {
 	})
 	if plan.Follow {
 		if err := d.setTeamMACLocked(t, t.macs[plan.Primary], "follows "+plan.Primary); err != nil {
+			// The team keeps its MAC: as under keep, the new primary
+			// must then take it in.
 			d.log.Error("follow primary MAC", "team", t.rec.Spec.Name, "err", err)
+			plan.Follow = false
+			plan.Promisc[plan.Primary] = true
 		}
 	}
 	return plan
@@ -116,42 +120,40 @@ func orNone(s string) string {
 // With verify (auto policy), it first checks that a neighbour reaches the
 // team MAC through the new primary, and makes the team follow if none does.
 func (d *Daemon) notifyLocked(t *teamRT, primary string, verify bool) {
-	if t.stopNotify != nil {
-		t.stopNotify()
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.stopNotify = cancel
-	job := notifyJob{
-		team:    t.rec.Spec.Name,
-		member:  primary,
-		ifindex: t.ifindex[primary],
-		mac:     mustMAC(t.rec.MAC),
-		cfg:     t.rec.Spec.Notify.WithDefaults(),
-		verify:  verify,
-	}
+	what := notifyAll
 	if t.ports != nil {
-		job.what = notifyAddrs
+		what = notifyAddrs
 	}
-	go d.notify(ctx, job)
+	job := t.job(primary, what)
+	job.verify = verify
+	d.startNotifyLocked(&t.stopNotify, job)
 }
 
 // notifyEndpointsLocked announces only the endpoints behind the team, from
 // the primary, in a job of its own: it must not cancel a running
 // announcement (or auto check) of the team's own MAC.
 func (d *Daemon) notifyEndpointsLocked(t *teamRT, primary string) {
-	if t.stopEndpoints != nil {
-		t.stopEndpoints()
+	d.startNotifyLocked(&t.stopEndpoints, t.job(primary, notifyEndpoints))
+}
+
+// job is an announcement of what from member, with the team's settings.
+func (t *teamRT) job(member string, what notifyWhat) notifyJob {
+	return notifyJob{
+		team: t.rec.Spec.Name, member: member, ifindex: t.ifindex[member], mac: mustMAC(t.rec.MAC),
+		cfg: t.rec.Spec.Notify.WithDefaults(), what: what,
+	}
+}
+
+// startNotifyLocked starts j after cancelling the job *stop cancels, and
+// leaves j's cancel there: a newer announcement of a kind replaces an
+// older one, which must not contradict it.
+func (d *Daemon) startNotifyLocked(stop *context.CancelFunc, j notifyJob) {
+	if *stop != nil {
+		(*stop)()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t.stopEndpoints = cancel
-	go d.notify(ctx, notifyJob{
-		team:    t.rec.Spec.Name,
-		member:  primary,
-		ifindex: t.ifindex[primary],
-		mac:     mustMAC(t.rec.MAC),
-		cfg:     t.rec.Spec.Notify.WithDefaults(),
-		what:    notifyEndpoints,
-	})
+	*stop = cancel
+	go d.notify(ctx, j)
 }
 
 // notifyWhat is what a notify job announces.
@@ -178,13 +180,10 @@ type notifyJob struct {
 func (d *Daemon) notify(ctx context.Context, j notifyJob) {
 	a := announce.Announcement{MAC: j.mac, Endpoints: j.ports}
 	if j.what != notifyPorts {
-		a = d.announcement(j.team, j.mac, j.what != notifyAddrs)
+		a = d.announcement(j.team, j.mac, j.what)
 	}
-	if j.what == notifyEndpoints {
-		if len(a.Endpoints) == 0 {
-			return
-		}
-		a.Addrs = nil
+	if j.what == notifyEndpoints && len(a.Endpoints) == 0 {
+		return
 	}
 	for i := 0; i < j.cfg.Count; i++ {
 		if i > 0 {
@@ -208,20 +207,25 @@ func (d *Daemon) notify(ctx context.Context, j notifyJob) {
 	}
 }
 
-// announcement gathers what peers must relearn: the addresses on the team
-// NIC and on what is stacked on it, and, with endpoints, the endpoints
+// announcement gathers what peers must relearn, as what asks: the
+// addresses on the team NIC and on what is stacked on it, and the endpoints
 // behind its bridge.
-func (d *Daemon) announcement(teamName string, mac net.HardwareAddr, endpoints bool) announce.Announcement {
+func (d *Daemon) announcement(teamName string, mac net.HardwareAddr, what notifyWhat) announce.Announcement {
+	addrs, endpoints := what != notifyEndpoints, what != notifyAddrs
 	a := announce.Announcement{MAC: mac}
-	a.Addrs, _ = host.Addrs(teamName)
+	if addrs {
+		a.Addrs, _ = host.Addrs(teamName)
+	}
 	nic, err := host.Get(teamName)
 	if err != nil {
 		return a
 	}
 	stacked, _ := host.Stacked(nic.Index)
 	for _, s := range stacked {
-		addrs, _ := host.Addrs(s.Name)
-		a.Addrs = append(a.Addrs, addrs...)
+		if addrs {
+			more, _ := host.Addrs(s.Name)
+			a.Addrs = append(a.Addrs, more...)
+		}
 		if s.Kind == "bridge" && endpoints {
 			a.Endpoints, _ = host.Endpoints(s.Index, nic.Index)
 		}
@@ -248,11 +252,13 @@ func (d *Daemon) verified(ctx context.Context, j notifyJob, srcs []netip.Addr) b
 			return true
 		}
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// Checked under the lock, which every cancel holds: a newer
+	// announcement or the daemon's shutdown may have come meanwhile.
 	if ctx.Err() != nil {
 		return true
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	t, ok := d.teams[j.team]
 	if !ok || t.rec.Primary != j.member || t.rec.MAC != j.mac.String() {
 		return true // things moved on meanwhile

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"slices"
@@ -157,17 +156,13 @@ func (d *Daemon) applyPortMovesLocked(t *teamRT, moves []balance.Move) {
 	d.events.add(t.rec.Spec.Name, api.EventPortsMoved, "", strings.Join(desc, ", "))
 	for id, macs := range byMember {
 		member := t.memberName(int(id))
+		j := t.job(member, notifyPorts)
+		j.ports = macs
 		// A newer announcement from this member replaces an older one;
 		// those from other members run on (their ports stayed there).
-		if stop := t.stopPorts[member]; stop != nil {
-			stop()
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		t.stopPorts[member] = cancel
-		go d.notify(ctx, notifyJob{
-			team: t.rec.Spec.Name, member: member, ifindex: int(id), mac: mustMAC(t.rec.MAC),
-			cfg: t.rec.Spec.Notify.WithDefaults(), what: notifyPorts, ports: macs,
-		})
+		stop := t.stopPorts[member]
+		d.startNotifyLocked(&stop, j)
+		t.stopPorts[member] = stop
 	}
 }
 
