@@ -236,7 +236,7 @@ func (e *env) startDaemon(ctx context.Context) error {
 // gives it the host's address and waits until it is Up.
 func (e *env) createTeam(ctx context.Context, members []string, alg team.Algorithm) error {
 	if _, err := e.client.NewTeam(ctx, api.NewTeam{
-		Name: teamName, Members: members, Algorithm: alg.String(),
+		Name: teamName, Members: members, SetTeam: api.SetTeam{Algorithm: alg.String()},
 	}); err != nil {
 		return fmt.Errorf("create team: %w", err)
 	}

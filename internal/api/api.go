@@ -54,16 +54,12 @@ type Adapter struct {
 
 // NewTeam is the body of a create request.
 type NewTeam struct {
-	Name      string   `json:"name"`
-	Members   []string `json:"members"`
-	Standby   string   `json:"standby,omitempty"`
-	Mode      string   `json:"teamingMode,omitempty"`            // default SwitchIndependent
-	Algorithm string   `json:"loadBalancingAlgorithm,omitempty"` // default Dynamic
-	UpDelay   string   `json:"upDelay,omitempty"`                // Go duration, default 0
-	MACPolicy string   `json:"macPolicy,omitempty"`              // keep, follow, auto (default)
-	Notify
-	LacpSettings
-	DynamicSettings
+	Name    string   `json:"name"`
+	Members []string `json:"members"`
+	Standby string   `json:"standby,omitempty"`
+	// The settings; unset, mode SwitchIndependent, algorithm Dynamic,
+	// up-delay 0 and MAC policy auto.
+	SetTeam
 }
 
 // DynamicSettings tune the Dynamic algorithm; empty fields keep the

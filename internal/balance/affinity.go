@@ -77,6 +77,11 @@ func (a *Affinity) Remove(mac MAC) {
 // MACs that moved, in the order they moved. MACs waiting for a member
 // (added while there was none) are placed as new ones.
 func (a *Affinity) SetMembers(carriers []team.Weighted) []Move {
+	// Every recompute calls it; with the same carriers nothing can move:
+	// Add pins at once while there are any, and Adopt comes first.
+	if len(carriers) > 0 && slices.Equal(a.members, carriers) {
+		return nil
+	}
 	old := map[uint32]bool{}
 	for _, m := range a.members {
 		old[m.ID] = true

@@ -234,13 +234,8 @@ func (c *command) dispatch(verb string, args []string) error {
 func (c *command) newTeam(args []string) error {
 	fs := flag.NewFlagSet("new", flag.ContinueOnError)
 	members := fs.String("members", "", "comma-separated member interfaces; the first is the primary")
-	mode := fs.String("mode", "", "teaming mode")
-	lb := fs.String("lb", "", "load-balancing algorithm")
 	standby := fs.String("standby", "", "member to hold in standby")
-	upDelay := fs.String("up-delay", "", "wait this long after carrier returns before a member carries traffic")
-	macPolicy, notify := macFlags(fs)
-	lacpSet := lacpFlags(fs)
-	dyn := dynamicFlags(fs)
+	settings := teamFlags(fs)
 	o := output(fs)
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
@@ -250,9 +245,7 @@ func (c *command) newTeam(args []string) error {
 		return usagef("--members is required (e.g. --members eth1,eth2)")
 	}
 	t, err := c.client.NewTeam(c.ctx, api.NewTeam{
-		Name: pos[0], Members: splitList(*members), Standby: *standby,
-		Mode: *mode, Algorithm: *lb, UpDelay: *upDelay, MACPolicy: *macPolicy, Notify: *notify,
-		LacpSettings: lacpSet(), DynamicSettings: *dyn,
+		Name: pos[0], Members: splitList(*members), Standby: *standby, SetTeam: settings(),
 	})
 	if err != nil {
 		return err
@@ -260,7 +253,22 @@ func (c *command) newTeam(args []string) error {
 	return c.emit(*o, t, func(w io.Writer) { writeTeams(w, []api.Team{t}) })
 }
 
-// macFlags adds the MAC policy and announcement options new and set share.
+// teamFlags adds the team settings new and set share; the returned
+// function reads them once parsed.
+func teamFlags(fs *flag.FlagSet) func() api.SetTeam {
+	mode := fs.String("mode", "", "teaming mode")
+	lb := fs.String("lb", "", "load-balancing algorithm")
+	upDelay := fs.String("up-delay", "", "wait this long after carrier returns before a member carries traffic")
+	macPolicy, notify := macFlags(fs)
+	lacpSet := lacpFlags(fs)
+	dyn := dynamicFlags(fs)
+	return func() api.SetTeam {
+		return api.SetTeam{Mode: *mode, Algorithm: *lb, UpDelay: *upDelay, MACPolicy: *macPolicy, Notify: *notify,
+			LacpSettings: lacpSet(), DynamicSettings: *dyn}
+	}
+}
+
+// macFlags adds the MAC policy and announcement options.
 func macFlags(fs *flag.FlagSet) (*string, *api.Notify) {
 	n := &api.Notify{}
 	policy := fs.String("mac-policy", "", "keep, follow or auto: the team MAC when its member fails")
@@ -334,18 +342,13 @@ func (c *command) get(args []string) error {
 
 func (c *command) set(args []string) error {
 	fs := flag.NewFlagSet("set", flag.ContinueOnError)
-	mode := fs.String("mode", "", "teaming mode")
-	lb := fs.String("lb", "", "load-balancing algorithm")
-	upDelay := fs.String("up-delay", "", "up-delay")
-	macPolicy, notify := macFlags(fs)
-	lacpSet := lacpFlags(fs)
-	dyn := dynamicFlags(fs)
+	settings := teamFlags(fs)
 	o := output(fs)
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	req := api.SetTeam{Mode: *mode, Algorithm: *lb, UpDelay: *upDelay, MACPolicy: *macPolicy, Notify: *notify, LacpSettings: lacpSet(), DynamicSettings: *dyn}
+	req := settings()
 	if req == (api.SetTeam{}) {
 		return usagef("nothing to change: give --mode, --lb, --up-delay, --mac-policy, a --notify option, a --lacp option, --min-links, --flowlet-gap or --rebalance-interval")
 	}

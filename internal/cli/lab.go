@@ -19,6 +19,7 @@ import (
 
 	"github.com/nicteam/nicteam/internal/api"
 	"github.com/nicteam/nicteam/internal/lab"
+	"github.com/nicteam/nicteam/internal/team"
 )
 
 // labDir is where `lab up` keeps the running lab's state file and its
@@ -168,10 +169,10 @@ func parseLabUp(args []string) (labUpOptions, error) {
 	}
 	o := labUpOptions{Profile: p, IPv6: *ipv6}
 	if *policy != "" {
-		o.MACPolicy = strings.ToLower(*policy)
-		if !slices.Contains([]string{"keep", "follow", "auto"}, o.MACPolicy) {
-			return labUpOptions{}, usagef("--mac-policy: unknown policy %q (want keep, follow or auto)", *policy)
+		if _, err := team.ParseMACPolicy(*policy); err != nil {
+			return labUpOptions{}, usagef("--mac-policy: %v", err)
 		}
+		o.MACPolicy = strings.ToLower(*policy)
 	}
 	return o, nil
 }

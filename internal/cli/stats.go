@@ -56,10 +56,11 @@ func rateOf(a, b api.Stats) rates {
 	}
 	for _, m := range b.Members {
 		p := before[m.Name]
+		rate := func(a, b uint64) float64 { return float64(delta(a, b)) / r.Seconds }
 		r.Members = append(r.Members, memberRate{
 			Name:  m.Name,
-			TxBps: float64(m.TxBytes-p.TxBytes) * 8 / r.Seconds, RxBps: float64(m.RxBytes-p.RxBytes) * 8 / r.Seconds,
-			TxPps: float64(m.TxPackets-p.TxPackets) / r.Seconds, RxPps: float64(m.RxPackets-p.RxPackets) / r.Seconds,
+			TxBps: rate(p.TxBytes, m.TxBytes) * 8, RxBps: rate(p.RxBytes, m.RxBytes) * 8,
+			TxPps: rate(p.TxPackets, m.TxPackets), RxPps: rate(p.RxPackets, m.RxPackets),
 		})
 	}
 	held := map[string]int{}
@@ -70,7 +71,7 @@ func rateOf(a, b api.Stats) rates {
 		if i >= len(a.Buckets) || bk.Bytes <= a.Buckets[i].Bytes {
 			continue
 		}
-		bps := float64(bk.Bytes-a.Buckets[i].Bytes) * 8 / r.Seconds
+		bps := float64(delta(a.Buckets[i].Bytes, bk.Bytes)) * 8 / r.Seconds
 		r.Buckets = append(r.Buckets, bucketRate{Bucket: bk.Bucket, Member: bk.Member, Bps: bps})
 		load[bk.Member] += bps
 		total += bps
@@ -151,4 +152,13 @@ func (c *command) stats(args []string) error {
 		fmt.Fprintln(c.out)
 		prev = cur
 	}
+}
+
+// delta is how much a counter grew from a to b; 0 if it went back (the
+// member was attached anew and its counters restarted).
+func delta(a, b uint64) uint64 {
+	if b < a {
+		return 0
+	}
+	return b - a
 }

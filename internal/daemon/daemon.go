@@ -65,12 +65,13 @@ type Daemon struct {
 type teamRT struct {
 	rec     record
 	dp      *datapath.Team
-	index   int                         // team NIC ifindex
-	links   map[string]team.LinkState   // observed member state
-	ifindex map[string]int              // member ifindex, absent while the NIC is absent
-	timers  map[string]*time.Timer      // pending up-delays
-	macs    map[string]net.HardwareAddr // members' own MACs
-	promisc map[string]bool             // members' promiscuous flag as last set
+	index   int                             // team NIC ifindex
+	links   map[string]team.LinkState       // observed member state
+	ifindex map[string]int                  // member ifindex, absent while the NIC is absent
+	timers  map[string]*time.Timer          // pending up-delays
+	macs    map[string]net.HardwareAddr     // members' own MACs
+	promisc map[string]bool                 // members' promiscuous flag as last set
+	flags   map[string]datapath.MemberFlags // members' datapath flags as last set
 	table   team.Table
 	eval    team.Evaluation
 	// stopNotify cancels the running announcement (and auto check), so a
@@ -111,6 +112,7 @@ func newTeamRT(rec record) *teamRT {
 	return &teamRT{
 		rec: rec, links: map[string]team.LinkState{}, ifindex: map[string]int{},
 		timers: map[string]*time.Timer{}, macs: map[string]net.HardwareAddr{}, promisc: map[string]bool{},
+		flags:     map[string]datapath.MemberFlags{},
 		stopPorts: map[string]context.CancelFunc{},
 	}
 }
@@ -489,6 +491,7 @@ func (d *Daemon) joinLocked(t *teamRT, name string) error {
 	}
 	t.ifindex[name] = l.Index
 	t.promisc[name] = l.Promisc
+	delete(t.flags, name) // a new attachment starts without flags
 	d.refreshMemberLocked(t, name, false)
 	return nil
 }
@@ -514,6 +517,7 @@ func (d *Daemon) leaveLocked(t *teamRT, name string) {
 	delete(t.links, name)
 	delete(t.macs, name)
 	delete(t.promisc, name)
+	delete(t.flags, name)
 }
 
 // restoreMember puts back the NIC settings saved when it joined.
@@ -606,6 +610,7 @@ func (d *Daemon) memberChangedLocked(t *teamRT, l host.Link) {
 		if idx, ok := t.ifindex[l.Name]; ok && idx == l.Index {
 			t.dp.DetachMember(idx)
 			delete(t.ifindex, l.Name)
+			delete(t.flags, l.Name)
 		}
 		t.links[l.Name] = team.LinkState{}
 		d.recomputeLocked(t)
@@ -626,7 +631,7 @@ func (d *Daemon) memberChangedLocked(t *teamRT, l host.Link) {
 	st := team.LinkState{Present: true, AdminUp: l.AdminUp, Carrier: l.Carrier, Speed: old.Speed, Waiting: old.Waiting}
 	if st.Carrier && !old.Carrier {
 		// Speed is renegotiated with the link; read it only when carrier
-		// comes back, keeping the failure path free of extra syscalls.
+		// comes back, keeping the ethtool call off the failure path.
 		st.Speed = host.Speed(l.Name)
 		if delay := t.rec.Spec.UpDelay; delay > 0 {
 			st.Waiting = true

@@ -73,9 +73,16 @@ func (d *Daemon) applyMACPlanLocked(t *teamRT, plan team.MACPlan, carriersChange
 		if t.rxDisabledLocked(m.Name) {
 			flags |= datapath.MemberRxDisabled
 		}
+		// Every recompute passes here: write (two map syscalls) only
+		// what changed.
+		if cur, ok := t.flags[m.Name]; ok && cur == flags {
+			continue
+		}
 		if err := t.dp.SetMemberFlags(idx, flags); err != nil {
 			d.log.Warn("set member flags", "team", name, "member", m.Name, "err", err)
+			continue
 		}
+		t.flags[m.Name] = flags
 	}
 	for _, m := range t.rec.Spec.Members {
 		if _, ok := t.ifindex[m.Name]; !ok {

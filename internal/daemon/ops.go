@@ -58,10 +58,7 @@ func (d *Daemon) teamLocked(name string) (*teamRT, error) {
 }
 
 func parseSpec(req api.NewTeam) (team.Spec, error) {
-	s, err := applySet(team.Spec{Name: req.Name}, api.SetTeam{
-		Mode: req.Mode, Algorithm: req.Algorithm, UpDelay: req.UpDelay, MACPolicy: req.MACPolicy, Notify: req.Notify,
-		LacpSettings: req.LacpSettings, DynamicSettings: req.DynamicSettings,
-	})
+	s, err := applySet(team.Spec{Name: req.Name}, req.SetTeam)
 	if err != nil {
 		return s, err
 	}
@@ -180,9 +177,6 @@ func (d *Daemon) set(name string, req api.SetTeam) (api.Team, error) {
 	if err := next.Supported(); err != nil {
 		return api.Team{}, team.Invalid(err)
 	}
-	if next.MACPolicy != t.rec.Spec.MACPolicy {
-		t.rec.NoLearning = false // what auto learnt about the fabric starts over
-	}
 	if err := d.commitSpecLocked(t, next); err != nil {
 		return api.Team{}, err
 	}
@@ -294,10 +288,13 @@ func applyLacp(s team.Spec, req api.LacpSettings) (team.Spec, error) {
 // commitSpecLocked persists a changed spec and applies it; on a failed
 // write the old spec stays.
 func (d *Daemon) commitSpecLocked(t *teamRT, next team.Spec) error {
-	old := t.rec.Spec
+	old, noLearning := t.rec.Spec, t.rec.NoLearning
 	t.rec.Spec = next
+	if next.MACPolicy != old.MACPolicy {
+		t.rec.NoLearning = false // what auto learnt about the fabric starts over
+	}
 	if err := d.persistLocked(); err != nil {
-		t.rec.Spec = old
+		t.rec.Spec, t.rec.NoLearning = old, noLearning
 		return err
 	}
 	d.recomputeLocked(t)

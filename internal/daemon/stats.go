@@ -14,14 +14,10 @@ func (d *Daemon) stats(name string) (api.Stats, error) {
 		d.mu.Unlock()
 		return api.Stats{}, err
 	}
-	dp, table := t.dp, t.table
+	dp, table, members := t.dp, t.table, t.rec.Spec.MemberNames()
 	byIndex := map[int]string{}
-	var members []string
-	for _, m := range t.rec.Spec.Members {
-		members = append(members, m.Name)
-		if idx, ok := t.ifindex[m.Name]; ok {
-			byIndex[idx] = m.Name
-		}
+	for name, idx := range t.ifindex {
+		byIndex[idx] = name
 	}
 	d.mu.Unlock()
 	s := api.Stats{Team: name, Time: time.Now()}

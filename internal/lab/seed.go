@@ -353,7 +353,7 @@ func (s *Seed) buildNode(n *Node, a addressing, remote string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), teamUpTimeout)
 	defer cancel()
 	c := n.Client()
-	if _, err := c.NewTeam(ctx, api.NewTeam{Name: TeamName, Members: SeedNICs, MACPolicy: s.Options.MACPolicy}); err != nil {
+	if _, err := c.NewTeam(ctx, api.NewTeam{Name: TeamName, Members: SeedNICs, SetTeam: api.SetTeam{MACPolicy: s.Options.MACPolicy}}); err != nil {
 		return fmt.Errorf("create %s: %w", TeamName, err)
 	}
 	for {
