@@ -255,7 +255,12 @@ func TestProbe(t *testing.T) {
 func TestPermission(t *testing.T) {
 	tl := newTestLink(t)
 	ip := netip.MustParseAddr("10.99.0.1")
-	err := nsdo.Do(tl.ns, func() error {
+	// A thread of its own that dies with it: nsdo.Do would hand the
+	// thread, without the capability, back to other goroutines.
+	err := nsdo.OnNewThread(func() error {
+		if err := netns.Set(tl.ns); err != nil {
+			return err
+		}
 		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 		var caps [2]unix.CapUserData
 		if err := unix.Capget(&hdr, &caps[0]); err != nil {

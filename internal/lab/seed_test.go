@@ -10,12 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nicteam/nicteam/internal/api"
+	"github.com/nicteam/nicteam/internal/nsdo"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -433,31 +433,17 @@ func sendFrames(t *testing.T, h *Host, ifname string, dst, src net.HardwareAddr,
 }
 
 // socketIn opens a socket in namespace ns: a socket stays in the namespace
-// it was made in, so only the making happens on a thread moved there.
+// it was made in, so only the making happens there.
 func socketIn(ns string, domain, typ, proto int) (int, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return -1, err
-	}
-	defer orig.Close()
 	target, err := netns.GetFromPath(nsPath(ns))
 	if err != nil {
 		return -1, err
 	}
 	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		return -1, err
-	}
-	fd, serr := unix.Socket(domain, typ, proto)
-	if err := netns.Set(orig); err != nil {
-		// The thread is stuck in ns: let it die with its goroutine.
-		runtime.LockOSThread()
-		if serr == nil {
-			unix.Close(fd)
-		}
-		return -1, fmt.Errorf("return from netns %s: %w", ns, err)
-	}
-	return fd, serr
+	fd := -1
+	err = nsdo.Do(target, func() (err error) {
+		fd, err = unix.Socket(domain, typ, proto)
+		return err
+	})
+	return fd, err
 }

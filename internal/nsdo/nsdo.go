@@ -24,7 +24,8 @@ func OnNewThread(fn func() error) error {
 
 // Do runs fn in network namespace ns. Sockets fn opens, and ifindexes it
 // uses, belong to ns. The thread goes back to its namespace afterwards and
-// on to other goroutines; only if that fails is it thrown away. Retiring
+// on to other goroutines (fn must change nothing else about it; use
+// OnNewThread for that); only if going back fails is it thrown away. Retiring
 // threads by default would signal every child whose Pdeathsig was tied to
 // one, and the runtime never retires the main thread but parks it, in ns
 // for good, where /proc/PID/ns/net would show the whole process.
@@ -34,11 +35,13 @@ func Do(ns netns.NsHandle, fn func() error) error {
 		runtime.LockOSThread()
 		orig, err := netns.Get()
 		if err != nil {
+			runtime.UnlockOSThread() // it never left
 			errc <- fmt.Errorf("enter netns: %w", err)
 			return
 		}
 		defer orig.Close()
 		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread() // a failed setns changes nothing
 			errc <- fmt.Errorf("enter netns: %w", err)
 			return
 		}
