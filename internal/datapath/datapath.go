@@ -2,8 +2,8 @@
 //
 // A team interface is one end of a veth pair. A tcx egress program on it
 // hashes every frame to one of NumBuckets buckets and redirects the frame
-// out of the member the bucket names (ARP and neighbour discovery out of
-// the primary, see Config.Primary); a tcx ingress program on every member
+// out of the member the bucket names (some frames out of the primary or a
+// pinned port's member, see Config.Primary and Config.PortAffinity); a tcx ingress program on every member
 // redirects received frames into the team interface. The control plane
 // steers traffic only by rewriting maps: the bucket table on failover and
 // rebalancing, the config and member entries on MAC or primary changes.
@@ -65,11 +65,14 @@ type Config struct {
 	// Primary is the member ifindex that owns the team MAC. Only its
 	// broadcast and multicast frames reach the team: the switch floods them
 	// to every member and the other copies are duplicates. 0 means none:
-	// all are dropped. ARP and IPv6 neighbour discovery (ICMPv6 133-137
-	// right behind the IPv6 header) leave through it whatever their bucket,
-	// so peers and learning switches tie the team's addresses to the port
-	// that owns its MAC; with Primary 0 or Hash SourceMAC (each sender's
-	// bucket is its own port) they follow their bucket like any frame.
+	// all are dropped. Broadcast and multicast leave through it, and so do
+	// the frames the team sends from TeamMAC that are ARP or IPv6
+	// neighbour discovery (ICMPv6 133-137 right behind the IPv6 header),
+	// whatever their bucket, so peers and learning switches tie the team's
+	// addresses to the port that owns its MAC; under Hash HashSourceMAC
+	// all of the team's own frames do (the team NIC is one more port).
+	// Other senders' unicast ARP and ND follow their bucket, and with
+	// Primary 0 everything does.
 	Primary int
 	// BroadcastAll delivers broadcast and multicast from every member, for
 	// switch-dependent modes (Static, Lacp) where the switch sends each
@@ -82,8 +85,6 @@ type Config struct {
 	// do all their frames under Hash HashSourceMAC; their frames hashed to
 	// another member carry that member's MAC; and copies of their
 	// broadcast and multicast that the switch floods back in are dropped.
-	// Under Hash HashSourceMAC, the team's own frames all leave through
-	// Primary.
 	PortAffinity bool
 	// Flowlet is the idle gap after which a flow follows its bucket to a
 	// new member; 0 turns flowlets off, and every frame follows its bucket
@@ -94,12 +95,12 @@ type Config struct {
 }
 
 // DefaultFlowlet is a flowlet gap for members whose paths differ in delay by
-// well under it. Measured through veth members (UDP send to the peer's
-// socket timestamp), the path took 2-3 µs, 10-15 µs at the 99th percentile,
-// 33 µs at the 99.9th and 130 µs at most with a bulk TCP flow on the same
-// member; NIC queues bounded by BQL and a switch's buffers add tens to a few
-// hundred µs. 500 µs covers that and is still short enough for the pauses
-// of request/response and window-limited TCP traffic to let flows move.
+// well under it: veth paths by a few µs to tens of µs, NIC queues bounded by
+// BQL and a switch's buffers by tens to a few hundred µs. It is still short
+// enough for the pauses of request/response and window-limited TCP traffic
+// to let flows move. Shaped or congested members queue for milliseconds:
+// the load-balancing figure of make bench shows what a gap shorter than
+// that costs in reordering (docs/benchmarks.md).
 const DefaultFlowlet = 500 * time.Microsecond
 
 // Counters count frames and their bytes (skb->len: a GSO frame counts once
@@ -108,8 +109,9 @@ type Counters struct{ Packets, Bytes uint64 }
 
 // MemberCounters are a member's counters as the datapath sees them: tx on the
 // team's egress by the member chosen, rx on the member's ingress. RxDropped
-// counts broadcast/multicast duplicates on non-primary members and frames
-// dropped because the member is not receiving.
+// counts broadcast/multicast duplicates on non-primary members, copies of a
+// pinned port's own broadcasts flooded back (Config.PortAffinity), and
+// frames dropped because the member is not receiving.
 type MemberCounters struct{ TxPackets, TxBytes, RxPackets, RxBytes, RxDropped uint64 }
 
 // MemberFlags change how the datapath treats one member.
@@ -148,9 +150,6 @@ const (
 	pinEgressProg   = "prog_egress"
 	pinIngressProg  = "prog_ingress"
 )
-
-var mapNames = []string{teamMapConfig, teamMapBuckets, teamMapMembers, teamMapMemberStats, teamMapBucketStats, teamMapEgressDrops,
-	teamMapFlowlets, teamMapFlowletMoves, teamMapAffinity}
 
 // Team is the loaded or adopted datapath of one team. Its methods may be
 // called from several goroutines.
@@ -516,7 +515,9 @@ func (t *Team) SetBuckets(b [NumBuckets]uint32) error {
 		return fmt.Errorf("set buckets: %w", err)
 	}
 	if _, err := t.maps.Buckets.BatchUpdate(keys, values, nil); err != nil {
-		return fmt.Errorf("set buckets: %w", err)
+		// Members the table still does not name must not keep the flag:
+		// no later diff would clear it.
+		return errors.Join(fmt.Errorf("set buckets: %w", err), t.markInTableLocked(b, cur, false))
 	}
 	if err := t.markInTableLocked(cur, b, false); err != nil {
 		return fmt.Errorf("set buckets: %w", err)
@@ -564,8 +565,9 @@ func (t *Team) Buckets() ([NumBuckets]uint32, error) {
 }
 
 // BucketStats returns how many frames (and bytes) hashed to each bucket,
-// summed over CPUs; frames dropped for an empty bucket count too. ARP and ND
-// sent through the primary are not hashed and count in no bucket.
+// summed over CPUs; frames dropped for an empty bucket count too. Frames sent
+// through the primary or a pinned port's member regardless of their hash
+// (Config.Primary, Config.PortAffinity) count in no bucket.
 func (t *Team) BucketStats() ([NumBuckets]Counters, error) {
 	var out [NumBuckets]Counters
 	ncpu, err := ebpf.PossibleCPU()
@@ -644,9 +646,10 @@ func sumPerCPU(m *ebpf.Map) (uint64, error) {
 	return n, nil
 }
 
-// SetAffinity pins frames with source MAC mac to member ifindex, for teams
-// with Hash HashSourceMAC: they leave through it whatever their bucket, while
-// the bucket table names it. When SetBuckets takes a member out of the table
+// SetAffinity pins frames with source MAC mac to member ifindex: under Hash
+// HashSourceMAC they leave through it whatever their bucket, under
+// Config.PortAffinity its broadcast, ARP and ND do, while the bucket table
+// names it. When SetBuckets takes a member out of the table
 // its MACs follow their buckets at once, until they are pinned elsewhere.
 func (t *Team) SetAffinity(mac net.HardwareAddr, ifindex int) error {
 	if len(mac) != 6 {
@@ -790,7 +793,11 @@ func removePins(dir string) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, name := range append([]string{pinEgressProg, pinIngressProg}, mapNames...) {
+	names := []string{pinEgressProg, pinIngressProg}
+	for name := range (&Team{}).mapFields() {
+		names = append(names, name)
+	}
+	for _, name := range names {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -199,6 +199,7 @@ func TestEgressNeighbourViaPrimary(t *testing.T) {
 	behindFragment.fragOff = 0x0001
 	v4icmp := testFrames["ipv4-icmp"]
 	v4icmp.icmpType = 135 // an ICMPv4 type, not ND
+	v4icmp.src = macA     // the team's own: only is_neigh keeps it off the primary
 	// An endpoint behind the team (a container on a bridge above it) sends
 	// with its own MAC: its unicast neighbour discovery follows its bucket,
 	// its broadcasts leave through the primary like everyone's.
@@ -233,7 +234,7 @@ func TestEgressNeighbourViaPrimary(t *testing.T) {
 		{"icmpv6 138", primaryCfg, icmp6(138), other},
 		{"ns behind fragment header", primaryCfg, behindFragment, other},
 		{"icmpv4 type 135", primaryCfg, v4icmp, other},
-		{"tcp", primaryCfg, testFrames["ipv6-tcp"], other},
+		{"tcp", primaryCfg, ownTCP, other},
 		{"arp reply of an endpoint", primaryCfg, endpointReply, other},
 		{"ns of an endpoint", primaryCfg, endpointNS, other},
 		{"arp request of an endpoint", primaryCfg, endpointRequest, primary},

@@ -182,8 +182,10 @@ struct {
 	__type(value, __u64);
 } egress_drops SEC(".maps");
 
-// Source MAC → member for HASH_SOURCE_MAC (HyperVPort): each port behind
-// the team leaves through the member the control plane pinned it to. A MAC
+// Source MAC → member for HASH_SOURCE_MAC (HyperVPort) and PORT_AFFINITY
+// (Dynamic): each port behind the team leaves through the member the
+// control plane pinned it to (under PORT_AFFINITY only its broadcast, ARP
+// and ND; ingress drops copies of its broadcasts flooded back). A MAC
 // without an entry, or whose member has left the bucket table (failover
 // rewrites the table at once, the pins after), follows its bucket.
 struct {
@@ -330,9 +332,9 @@ static __always_inline __u32 frame_hash(struct __sk_buff *skb, const union eth *
 	return fmix(mix(h, l4proto));
 }
 
-// pinned_member returns the member the MAC at mac is pinned to, or 0 when
-// it has none that is in the table.
-static __always_inline __u32 pinned_member(const __u8 *mac)
+// pinned_member returns the member the MAC at mac is pinned to, and its
+// entry in *entry, or 0 when it has none that is in the table.
+static __always_inline __u32 pinned_member(const __u8 *mac, struct member **entry)
 {
 	struct mac_key k = {};
 	struct member *m;
@@ -345,6 +347,7 @@ static __always_inline __u32 pinned_member(const __u8 *mac)
 	m = bpf_map_lookup_elem(&members, pinned);
 	if (!m || !(m->flags & MEMBER_IN_TABLE))
 		return 0;
+	*entry = m;
 	return *pinned;
 }
 
@@ -418,10 +421,10 @@ int team_egress(struct __sk_buff *skb)
 	struct member_counters *ms;
 	struct conf *cfg;
 	struct counters *bs;
-	struct member *m;
+	struct member *m = 0;
 	__u32 *target;
 	union eth eth = {};
-	int own;
+	int own, looked = 0;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
@@ -447,13 +450,17 @@ int team_egress(struct __sk_buff *skb)
 	// (BCAST_ALL) have no such port.
 	own = mac_eq(&eth.h[3], (const __u16 *)cfg->team_mac);
 	if (cfg->primary && !(cfg->flags & CFG_BCAST_ALL)) {
-		if (!own && (cfg->flags & CFG_PORT_AFFINITY))
-			port = pinned_member(&eth.b[6]);
+		if (!own && (cfg->flags & CFG_PORT_AFFINITY)) {
+			port = pinned_member(&eth.b[6], &m);
+			looked = 1;
+		}
 		if (port && (cfg->hash == HASH_SOURCE_MAC || (eth.b[0] & 1) || is_neigh(skb, &eth))) {
 			ifindex = port;
 			goto send;
 		}
-		if (!port && ((eth.b[0] & 1) || (own && (cfg->hash == HASH_SOURCE_MAC || is_neigh(skb, &eth))))) {
+		// A pinned port's frame gets here only as unicast, and never
+		// with the team MAC: the test needs no !port.
+		if ((eth.b[0] & 1) || (own && (cfg->hash == HASH_SOURCE_MAC || is_neigh(skb, &eth)))) {
 			ifindex = cfg->primary;
 			goto send;
 		}
@@ -472,8 +479,8 @@ int team_egress(struct __sk_buff *skb)
 
 	target = bpf_map_lookup_elem(&buckets, &bucket);
 	ifindex = target ? *target : 0;
-	if (cfg->hash == HASH_SOURCE_MAC) {
-		__u32 pinned = pinned_member(&eth.b[6]);
+	if (cfg->hash == HASH_SOURCE_MAC && !looked) {
+		__u32 pinned = pinned_member(&eth.b[6], &m);
 
 		if (pinned)
 			ifindex = pinned;
@@ -501,7 +508,9 @@ send:
 	// only unclones the skb when it writes, whereas direct packet writes
 	// would make the verifier unclone every cloned skb (every TCP segment)
 	// on entry.
-	m = bpf_map_lookup_elem(&members, &ifindex);
+	// m is already the pinned member's entry when the frame leaves there.
+	if (!m || ifindex != port)
+		m = bpf_map_lookup_elem(&members, &ifindex);
 	if (m && ((own && (m->flags & MEMBER_TX_OWN_MAC)) || (port && port != ifindex)))
 		bpf_skb_store_bytes(skb, 6, m->mac, 6, 0);
 
@@ -514,7 +523,7 @@ int team_ingress(struct __sk_buff *skb)
 	__u32 zero = 0, ifindex = skb->ifindex;
 	struct member_counters *ms;
 	struct conf *cfg;
-	struct member *m;
+	struct member *m, *pinned;
 	union eth eth = {};
 
 	// No frame shorter than an Ethernet header reaches tc ingress.
@@ -535,7 +544,7 @@ int team_ingress(struct __sk_buff *skb)
 	// team with nowhere to deliver drops everything.
 	if ((m && (m->flags & MEMBER_RX_DISABLED)) || !cfg->team_ifindex ||
 	    ((eth.b[0] & 1) && !(cfg->flags & CFG_BCAST_ALL) &&
-	     (ifindex != cfg->primary || ((cfg->flags & CFG_PORT_AFFINITY) && pinned_member(&eth.b[6]))))) {
+	     (ifindex != cfg->primary || ((cfg->flags & CFG_PORT_AFFINITY) && pinned_member(&eth.b[6], &pinned))))) {
 		if (ms)
 			ms->rx_dropped++;
 		return TC_ACT_SHOT;
