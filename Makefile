@@ -19,12 +19,15 @@ build:
 generate: deps
 	$(GO) generate ./internal/datapath
 
-# Every test: unit tests, then the privileged integration tests in network
+# Every test: unit tests and the privileged integration tests in network
 # namespaces with the real daemon and eBPF programs (needs root), with Open
-# vSwitch as a LACP partner; then a bounded fuzz run of the LACPDU decoder.
+# vSwitch as a LACP partner; then a one-iteration smoke of make bench, apart
+# so that its floods cannot overlap the timing-sensitive tests; then a
+# bounded fuzz run of the LACPDU decoder.
 test: DEPS = ovs
 test: deps build lint
-	$(GO) test -count=1 -timeout 9m ./...
+	$(GO) test -count=1 -timeout 9m -skip TestQuickSmoke ./...
+	$(GO) test -count=1 -timeout 2m -run TestQuickSmoke ./cmd/nicteam-bench
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 20s ./internal/lacp
 
 # The fast run; as a non-root user every privileged test skips with its reason.
@@ -37,8 +40,9 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-# The main job on a built-in default: a team in network namespaces, a cable
-# pulled under a 1 ms ping, the failover timeline printed.
+# The main job on a built-in default: the seed's two container hosts in
+# network namespaces, a cable pulled under a 1 ms ping, the failover
+# timeline printed.
 demo: deps build
 	$(BIN)/nicteam lab demo
 

@@ -16,6 +16,8 @@ want llvm-strip llvm
 want iperf3 iperf3
 want tc iproute2
 want nstat iproute2
+want sysctl procps
+want tcpdump tcpdump
 for extra in "$@"; do
 	case "$extra" in
 	ovs) want ovs-vswitchd openvswitch-switch ;;

@@ -61,7 +61,9 @@ type MACPlan struct {
 	Announce bool
 }
 
-// PlanMAC applies the MAC rules of design.md. The primary is the owner of
+// PlanMAC applies Windows' MAC rules (switch independent: the team MAC on
+// the primary, other members send with their own; switch dependent: one
+// team MAC on every member; see the README's MAC policy). The primary is the owner of
 // the team MAC while it carries; otherwise the primary stays where it is,
 // so a returning member causes no second move; otherwise the first carrier.
 func PlanMAC(in MACInput) MACPlan {

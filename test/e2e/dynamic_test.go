@@ -124,7 +124,11 @@ func TestDynamicRebalancesWithoutReordering(t *testing.T) {
 		}
 		out := r.Output()
 		var rep seqstream.Report
-		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		at := strings.Index(out, "{")
+		if at < 0 {
+			t.Fatalf("receiver %d wrote no report:\n%s", i, out)
+		}
+		if err := json.Unmarshal([]byte(out[at:]), &rep); err != nil {
 			t.Fatalf("receiver %d report: %v\n%s", i, err, out)
 		}
 		if rep.Received == 0 || rep.Lost != 0 || rep.Reordered != 0 || rep.Duplicates != 0 {

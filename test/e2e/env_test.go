@@ -59,35 +59,42 @@ type env struct {
 }
 
 // newEnv builds a switch, a host with nics NICs and a peer, and starts
-// nicteamd in the host's namespace. Everything is undone in t.Cleanup.
+// nicteamd in the host's namespace. Everything is undone in t.Cleanup:
+// the daemon's teams and pins first (newHostEnv), then the namespaces.
 func newEnv(t *testing.T, nics int) *env {
 	needRoot(t)
 	b, err := lab.NewBasic(lab.UniquePrefix("e"), nics)
 	if err != nil {
 		t.Fatalf("build lab: %v", err)
 	}
+	t.Cleanup(func() { b.Close() })
+	e := newHostEnv(t, b.Lab, b.Host)
+	e.b = b
+	return e
+}
+
+// newHostEnv starts nicteamd on h and returns an env for it; the daemon's
+// teams are removed and it is stopped in t.Cleanup, before the lab closes
+// (cleanups run last registered first).
+func newHostEnv(t *testing.T, l *lab.Lab, h *lab.Host) *env {
 	dir := t.TempDir()
-	e := &env{t: t, b: b, socket: filepath.Join(dir, "nicteamd.sock"), state: filepath.Join(dir, "state")}
+	e := &env{t: t, b: &lab.Basic{Lab: l, Host: h}, socket: filepath.Join(dir, "nicteamd.sock"), state: filepath.Join(dir, "state")}
+	e.startDaemon()
+	ino := e.nsInode()
 	t.Cleanup(func() {
-		// Remove teams through the daemon so the test also checks nothing
-		// leaks; then tear the namespaces down whatever happened.
-		if e.daemon != nil {
-			if ts, err := e.client().Teams(context.Background()); err == nil {
-				for _, tm := range ts {
-					e.client().RemoveTeam(context.Background(), tm.Name)
-				}
-			}
-			e.daemon.Stop()
-			if t.Failed() {
-				t.Logf("nicteamd log:\n%s", e.daemon.Output())
+		if ts, err := e.client().Teams(context.Background()); err == nil {
+			for _, tm := range ts {
+				e.client().RemoveTeam(context.Background(), tm.Name)
 			}
 		}
-		b.Close()
-		if ino := e.nsInode(); ino != "" {
+		e.daemon.Stop()
+		if t.Failed() {
+			t.Logf("nicteamd on %s log:\n%s", h.Name, e.daemon.Output())
+		}
+		if ino != "" {
 			os.RemoveAll(filepath.Join("/sys/fs/bpf/nicteam", ino))
 		}
 	})
-	e.startDaemon()
 	return e
 }
 

@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,31 +9,6 @@ import (
 	"github.com/nicteam/nicteam/internal/api"
 	"github.com/nicteam/nicteam/internal/lab"
 )
-
-// newHostEnv starts nicteamd on h and returns an env for it; the daemon's
-// teams are removed and it is stopped in t.Cleanup, before the lab closes
-// (cleanups run last registered first).
-func newHostEnv(t *testing.T, l *lab.Lab, h *lab.Host) *env {
-	dir := t.TempDir()
-	e := &env{t: t, b: &lab.Basic{Lab: l, Host: h}, socket: filepath.Join(dir, "nicteamd.sock"), state: filepath.Join(dir, "state")}
-	e.startDaemon()
-	ino := e.nsInode()
-	t.Cleanup(func() {
-		if ts, err := e.client().Teams(context.Background()); err == nil {
-			for _, tm := range ts {
-				e.client().RemoveTeam(context.Background(), tm.Name)
-			}
-		}
-		e.daemon.Stop()
-		if t.Failed() {
-			t.Logf("nicteamd on %s log:\n%s", h.Name, e.daemon.Output())
-		}
-		if ino != "" {
-			os.RemoveAll(filepath.Join("/sys/fs/bpf/nicteam", ino))
-		}
-	})
-	return e
-}
 
 // newBackToBack builds two hosts, a and b, cabled directly (no switch) with
 // two veth pairs eth1-eth1 and eth2-eth2, and a daemon on each.

@@ -103,7 +103,11 @@ func pullAndRestore(t *testing.T, s *lab.Seed, node int, nic string) {
 	if res.err != nil {
 		t.Fatalf("%s: ping: %v", where, res.err)
 	}
-	// Pings are sent every interval, so a sequence number says when.
+	// A sequence number says roughly when: pings go out every interval,
+	// except that ping slows to one per 10 ms while a request goes
+	// unanswered (after the pull). That puts restoreSeq after the
+	// restore: a loss at the restore may count as the pull's, never the
+	// other way round.
 	restoreSeq := int(restoredAt / interval)
 	var lostPull, lostRestore []int
 	for _, seq := range res.r.Missing {

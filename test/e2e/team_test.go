@@ -496,13 +496,20 @@ func TestEventsFollow(t *testing.T) {
 		close(lines)
 	}()
 	// The log so far comes first; the pull must come after it, live.
-	for l := range lines {
-		if strings.Contains(l, "TeamCreated") {
-			break
+	deadline := time.After(5 * time.Second)
+	for created := false; !created; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("events --follow ended before TeamCreated")
+			}
+			created = strings.Contains(l, "TeamCreated")
+		case <-deadline:
+			t.Fatal("no TeamCreated from events --follow within 5s")
 		}
 	}
 	e.b.Fail(e.b.Host, "eth2")
-	deadline := time.After(5 * time.Second)
+	deadline = time.After(5 * time.Second)
 	for {
 		select {
 		case l, ok := <-lines:
