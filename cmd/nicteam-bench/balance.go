@@ -49,13 +49,12 @@ const balanceTarget = 0.95
 // their medians).
 const reorderSlack = 0.1
 
-// Runs of the figure. A run is 2 s after 1 s of warm-up (the rebalancer
-// acts within its first 250-500 ms): 6 cases × 2 algorithms × 3 runs take
-// about two minutes.
+// Runs of the figure. A run is 2 s after -omit's warm-up (the rebalancer
+// acts within its first 250-500 ms): 6 cases × 2 algorithms × 3 runs took
+// 114 s in the committed docs/benchmarks.json (balance.seconds).
 const (
 	defaultBalanceRuns = 3
 	balanceDuration    = 2 * time.Second
-	balanceOmit        = time.Second
 	quickBalanceRuns   = 1
 )
 

@@ -9,14 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nicteam/nicteam/internal/api"
 	"github.com/nicteam/nicteam/internal/lab"
 	"github.com/nicteam/nicteam/internal/team"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
 // The topology: the host's eth1 and eth2 form the team, eth3 stays a plain
@@ -30,7 +28,6 @@ const (
 	plainCIDR  = "10.78.0.1/24"
 	plainPeer  = "10.78.0.2"
 	peerPlain  = plainPeer + "/24"
-	pinRoot    = "/sys/fs/bpf/nicteam"
 	daemonWait = 10 * time.Second
 	statusWait = 5 * time.Second
 	statusPoll = 5 * time.Millisecond
@@ -110,10 +107,10 @@ func (e *env) setUp(ctx context.Context, nics int, finish func(*env, context.Con
 	if e.lab, err = lab.NewBasic(lab.UniquePrefix("nb"), nics); err != nil {
 		return err
 	}
-	if e.pins, err = pinDir(e.lab.Host); err != nil {
+	if e.pins, err = e.lab.Host.FreshPinDir(); err != nil {
 		return err
 	}
-	if e.sw, err = handleIn(e.lab.Switch.NS); err != nil {
+	if e.sw, err = e.lab.Switch.Handle(); err != nil {
 		return err
 	}
 	if err := e.startDaemon(ctx); err != nil {
@@ -146,30 +143,6 @@ func build(ctx context.Context, dir string) error {
 		return fmt.Errorf("build binaries: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
-}
-
-// pinDir is where nicteamd pins the datapath of teams in h's namespace:
-// named after the namespace's inode, which the /run/netns bind mount shows.
-func pinDir(h *lab.Host) (string, error) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(filepath.Join("/run/netns", h.NS), &st); err != nil {
-		return "", fmt.Errorf("stat netns %s: %w", h.NS, err)
-	}
-	return filepath.Join(pinRoot, fmt.Sprintf("ns%d", st.Ino)), nil
-}
-
-// handleIn opens a netlink handle whose socket lives in namespace ns.
-func handleIn(ns string) (*netlink.Handle, error) {
-	h, err := netns.GetFromPath(filepath.Join("/run/netns", ns))
-	if err != nil {
-		return nil, fmt.Errorf("open netns %s: %w", ns, err)
-	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
-	if err != nil {
-		return nil, fmt.Errorf("open netlink in %s: %w", ns, err)
-	}
-	return nh, nil
 }
 
 // setCable pulls the host's cable on nic (its switch port goes down, so

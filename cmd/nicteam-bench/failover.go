@@ -55,9 +55,8 @@ const (
 // bond is a teamed path whose carrying member is pulled: nicteam's team
 // or the OVS bond.
 type bond struct {
-	name    string
-	members []string
-	dst     string // the peer's address routed over it
+	name string
+	dst  string // the peer's address routed over it
 	// carrier returns the member carrying a stream at pps.
 	carrier func(ctx context.Context, pps uint64) (string, error)
 	// waitUp waits until every member carries traffic again.
@@ -70,9 +69,9 @@ type bond struct {
 // bonds are the team and the OVS bond.
 func (e *env) bonds() []bond {
 	return []bond{
-		{name: "team", members: teamMembers, dst: lab.PeerIPv4, waitUp: e.waitUp, reacted: e.bucketsMoved,
+		{name: "team", dst: lab.PeerIPv4, waitUp: e.waitUp, reacted: e.bucketsMoved,
 			carrier: func(ctx context.Context, pps uint64) (string, error) { return e.carrier(ctx, teamMembers, pps) }},
-		{name: "ovs", members: ovsMembers, dst: ovsPeer, waitUp: e.waitBondUp, carrier: e.activeMember},
+		{name: "ovs", dst: ovsPeer, waitUp: e.waitBondUp, carrier: e.activeMember},
 	}
 }
 

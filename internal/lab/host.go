@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -109,17 +108,11 @@ func upDown(up bool) string {
 }
 
 // withHandle calls fn with a netlink handle whose sockets live in h's
-// namespace. netlink moves a locked thread there only while it creates the
-// sockets, so the caller's goroutines never run inside the namespace.
+// namespace (nsHandle).
 func (h *Host) withHandle(fn func(*netlink.Handle) error) error {
-	ns, err := netns.GetFromPath(nsPath(h.NS))
+	nh, err := nsHandle(h.NS)
 	if err != nil {
-		return fmt.Errorf("open netns %s: %w", h.NS, err)
-	}
-	defer ns.Close()
-	nh, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return fmt.Errorf("open netlink in %s: %w", h.NS, err)
+		return err
 	}
 	defer nh.Close()
 	return fn(nh)

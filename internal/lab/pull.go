@@ -122,7 +122,7 @@ func (s *Seed) Pull(ctx context.Context, plan PullPlan) (*PullRun, error) {
 	// The port is switched through a netlink handle opened beforehand, so
 	// that the pull's time is known to some microseconds, not to the
 	// milliseconds an ip command takes.
-	sw, err := s.Switch.handle()
+	sw, err := s.Switch.Handle()
 	if err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
@@ -263,17 +263,22 @@ func (s *Seed) events(ctx context.Context, since time.Time) ([]NodeEvent, error)
 	return all, nil
 }
 
-// handle returns a netlink handle whose sockets live in the switch's
+// Handle returns a netlink handle whose sockets live in the switch's
 // namespace; the caller closes it.
-func (sw *Switch) handle() (*netlink.Handle, error) {
-	ns, err := netns.GetFromPath(nsPath(sw.NS))
+func (sw *Switch) Handle() (*netlink.Handle, error) { return nsHandle(sw.NS) }
+
+// nsHandle returns a netlink handle whose sockets live in namespace ns.
+// netlink moves a locked thread there only while it creates the sockets,
+// so the caller's goroutines never run inside the namespace.
+func nsHandle(ns string) (*netlink.Handle, error) {
+	h, err := netns.GetFromPath(nsPath(ns))
 	if err != nil {
-		return nil, fmt.Errorf("open netns %s: %w", sw.NS, err)
+		return nil, fmt.Errorf("open netns %s: %w", ns, err)
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	defer h.Close()
+	nh, err := netlink.NewHandleAt(h)
 	if err != nil {
-		return nil, fmt.Errorf("open netlink in %s: %w", sw.NS, err)
+		return nil, fmt.Errorf("open netlink in %s: %w", ns, err)
 	}
-	return h, nil
+	return nh, nil
 }

@@ -217,14 +217,8 @@ func (s *Seed) build() error {
 		if n.Host, err = s.AddHost(n.Name); err != nil {
 			return err
 		}
-		if n.PinDir, err = pinDir(n.Host.NS); err != nil {
+		if n.PinDir, err = n.Host.FreshPinDir(); err != nil {
 			return err
-		}
-		// Namespace inodes are reused. The namespace is new, so whatever
-		// is pinned under its inode was left by a dead one and would make
-		// the daemon refuse to create the team.
-		if err := os.RemoveAll(n.PinDir); err != nil {
-			return fmt.Errorf("remove stale pins: %w", err)
 		}
 		if n.Container, err = s.AddHost(fmt.Sprintf("c%d", i+1)); err != nil {
 			return err
@@ -263,17 +257,32 @@ func (s *Seed) build() error {
 	return s.warm()
 }
 
-// pinDir returns the directory nicteamd pins to for namespace ns.
-func pinDir(ns string) (string, error) {
-	fi, err := os.Stat(nsPath(ns))
+// PinDir returns the directory a nicteamd with the default --bpffs pins to
+// in h's namespace.
+func (h *Host) PinDir() (string, error) {
+	fi, err := os.Stat(nsPath(h.NS))
 	if err != nil {
-		return "", fmt.Errorf("stat netns %s: %w", ns, err)
+		return "", fmt.Errorf("stat netns %s: %w", h.NS, err)
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return "", fmt.Errorf("stat netns %s: no inode", ns)
+		return "", fmt.Errorf("stat netns %s: no inode", h.NS)
 	}
 	return filepath.Join(pinRoot, "ns"+strconv.FormatUint(st.Ino, 10)), nil
+}
+
+// FreshPinDir returns PinDir after removing what is pinned there. Namespace
+// inodes are reused: the namespace is new, so those pins were left by a
+// dead one and would make the daemon refuse to create a team.
+func (h *Host) FreshPinDir() (string, error) {
+	dir, err := h.PinDir()
+	if err != nil {
+		return "", err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return "", fmt.Errorf("remove stale pins: %w", err)
+	}
+	return dir, nil
 }
 
 // makeStatic turns the switch into the static profile: on every port no
@@ -754,7 +763,7 @@ func AttachSeed(st SeedState) (*Seed, error) {
 		s.adopt(n.Host.NS)
 		s.adopt(n.Container.NS)
 		if n.PinDir == "" {
-			n.PinDir, _ = pinDir(n.Host.NS)
+			n.PinDir, _ = n.Host.PinDir()
 		}
 		for _, nic := range SeedNICs {
 			port := portName(n.Name, nic, s.Switch.ports)

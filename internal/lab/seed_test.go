@@ -385,7 +385,7 @@ func unknownUnicastDelivered(t *testing.T, s *Seed) int {
 
 func portTx(t *testing.T, s *Seed, port string) uint64 {
 	t.Helper()
-	h, err := s.Switch.handle()
+	h, err := s.Switch.Handle()
 	if err != nil {
 		t.Fatal(err)
 	}
