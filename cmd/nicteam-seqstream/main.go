@@ -27,7 +27,7 @@ fails.
 
 Usage:
   nicteam-seqstream recv --listen ADDR:PORT [--duration D] [--bins N] [-o text|json]
-  nicteam-seqstream send --to ADDR:PORT [--pps N] [--duration D] [--size BYTES]
+  nicteam-seqstream send --to ADDR:PORT [--from ADDR:PORT] [--pps N] [--duration D] [--size BYTES]
 
 Start recv first; it says "listening on ADDR:PORT" on stderr when ready.
 It stops when the sender's end marker arrives (and then waits 100ms for

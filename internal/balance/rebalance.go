@@ -92,8 +92,7 @@ func (r *Rebalancer) Rebalance(now time.Time, counters [team.NumBuckets]uint64, 
 	if total == 0 || len(carriers) < 2 {
 		return table
 	}
-	load := r.rate
-	r.balance(now, &table, &load, total, carriers)
+	r.balance(now, &table, &r.rate, total, carriers)
 	return table
 }
 

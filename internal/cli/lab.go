@@ -432,7 +432,7 @@ func (c *command) writeLabStatus(st labState, s *lab.Seed) error {
 		fmt.Fprintf(c.out, "  container %s (namespace %s): %s\n", n.Container.Name, n.Container.NS, n.OverlayIP)
 	}
 	fmt.Fprintln(c.out)
-	fdb, err := s.SwitchFDB()
+	fdb, err := s.Switch.FDB()
 	if err != nil {
 		return err
 	}

@@ -213,26 +213,16 @@ func (s *Seed) snapshot(label string, node int) Snapshot {
 	if snap.Neighbor, err = s.PeerNeighbor(node); err != nil {
 		snap.Errors = append(snap.Errors, err.Error())
 	}
-	fdb, err := s.SwitchFDB()
+	fdb, err := s.Switch.FDB()
 	if err != nil {
 		snap.Errors = append(snap.Errors, err.Error())
 	}
 	for _, e := range fdb {
-		if e.MAC == snap.TeamMAC || n.ownsMAC(e.MAC) {
+		if e.MAC == snap.TeamMAC || n.NICOf(e.MAC) != "" {
 			snap.FDB = append(snap.FDB, e)
 		}
 	}
 	return snap
-}
-
-// ownsMAC says whether mac is one of n's NICs' MACs as cabled.
-func (n *Node) ownsMAC(mac string) bool {
-	for _, m := range n.NICMACs {
-		if m == mac {
-			return true
-		}
-	}
-	return false
 }
 
 // NICOf returns the NIC of node n that was cabled with mac, or "".

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nicteam/nicteam/internal/api"
+	"github.com/nicteam/nicteam/internal/team"
 )
 
 // The names in the Seed topology.
@@ -304,7 +305,7 @@ func (s *Seed) makeStatic() error {
 		}
 	}
 	// Anything else learned before learning went off goes too.
-	fdb, err := s.SwitchFDB()
+	fdb, err := s.Switch.FDB()
 	if err != nil {
 		return err
 	}
@@ -367,7 +368,7 @@ func (s *Seed) buildNode(n *Node, a addressing, remote string) error {
 	}
 	for {
 		t, err := c.Team(ctx, TeamName)
-		if err == nil && t.Status.String() == "Up" {
+		if err == nil && t.Status == team.Up {
 			break
 		}
 		select {
@@ -379,9 +380,13 @@ func (s *Seed) buildNode(n *Node, a addressing, remote string) error {
 	ns, cns := n.Host.NS, n.Container.NS
 	mtu := strconv.Itoa(a.mtu)
 	vethNode := "v" + strings.TrimPrefix(n.Container.NS, s.Prefix+"-") // vc1, vc2
+	// AddHost turned duplicate address detection off: IPv6 addresses are
+	// usable at once.
+	if err := n.Host.AddAddr(TeamName, n.UnderlayIP+"/"+strconv.Itoa(a.underlayBits)); err != nil {
+		return err
+	}
 	steps := [][]string{
 		{"link", "set", TeamName, "up"},
-		addrAdd(ns, TeamName, n.UnderlayIP, a.underlayBits),
 		{"link", "add", VXLANDev, "mtu", mtu, "type", "vxlan", "id", strconv.Itoa(VXLANID),
 			"local", n.UnderlayIP, "remote", remote, "dstport", strconv.Itoa(VXLANPort), "dev", TeamName},
 		{"link", "add", containerBridge, "type", "bridge", "stp_state", "0", "forward_delay", "0"},
@@ -395,23 +400,13 @@ func (s *Seed) buildNode(n *Node, a addressing, remote string) error {
 			return err
 		}
 	}
-	if _, err := run(addrAdd(cns, containerIf, n.OverlayIP, a.overlayBits)...); err != nil {
+	if err := n.Container.AddAddr(containerIf, n.OverlayIP+"/"+strconv.Itoa(a.overlayBits)); err != nil {
 		return err
 	}
 	if _, err := run("-n", cns, "link", "set", containerIf, "up"); err != nil {
 		return err
 	}
 	return nil
-}
-
-// addrAdd is the ip command line adding ip/bits to dev in ns; IPv6
-// addresses skip duplicate address detection.
-func addrAdd(ns, dev, ip string, bits int) []string {
-	args := []string{"-n", ns, "addr", "add", ip + "/" + strconv.Itoa(bits), "dev", dev}
-	if strings.Contains(ip, ":") {
-		args = append(args, "nodad")
-	}
-	return args
 }
 
 // warm has each container ping the other until one answers, which fills
@@ -546,9 +541,6 @@ func (e FDBEntry) String() string {
 	return e.MAC + " → " + e.Port + " (" + kind + ")"
 }
 
-// SwitchFDB returns the switch's forwarding entries (Switch.FDB).
-func (s *Seed) SwitchFDB() ([]FDBEntry, error) { return s.Switch.FDB() }
-
 // FDB returns the switch's forwarding entries for the hosts' MACs, learned
 // or static, sorted by port and MAC; the entries of the switch's own
 // interfaces are left out.
@@ -635,7 +627,7 @@ func (s *Seed) Close() error {
 func (s *Seed) close() error {
 	var errs []error
 	for _, n := range s.Nodes {
-		if n == nil || !n.daemonRuns() {
+		if n == nil || !n.DaemonRuns() {
 			continue
 		}
 		if err := removeTeams(n.Client()); err != nil {
@@ -671,7 +663,8 @@ func (s *Seed) close() error {
 	return errors.Join(errs...)
 }
 
-func (n *Node) daemonRuns() bool {
+// DaemonRuns reports whether the node's nicteamd is still running.
+func (n *Node) DaemonRuns() bool {
 	if n.Daemon != nil {
 		select {
 		case <-n.Daemon.Done():
@@ -797,9 +790,6 @@ func (s *Seed) Missing() []string {
 	}
 	return missing
 }
-
-// DaemonRuns says whether the node's nicteamd is running.
-func (n *Node) DaemonRuns() bool { return n.daemonRuns() }
 
 // bridge runs the bridge command with args and returns its standard output.
 func bridge(args ...string) (string, error) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nicteam/nicteam/internal/api"
 	"github.com/nicteam/nicteam/internal/nsdo"
+	"github.com/nicteam/nicteam/internal/team"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -122,7 +123,7 @@ func TestSeedLearning(t *testing.T) {
 		t.Errorf("node2's neighbour entry for node1: %v, want %s", nb, mac)
 	}
 	// A learning switch learns, and floods what it does not know.
-	fdb, err := s.SwitchFDB()
+	fdb, err := s.Switch.FDB()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestSeedLearning(t *testing.T) {
 	}
 	stray := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x99}
 	sendFrames(t, s.Nodes[1].Host, "eth2", broadcast, stray, 1)
-	if fdb, _ = s.SwitchFDB(); !hasFDB(fdb, FDBEntry{MAC: stray.String(), Port: s.SwitchPortOf(2, "eth2")}) {
+	if fdb, _ = s.Switch.FDB(); !hasFDB(fdb, FDBEntry{MAC: stray.String(), Port: s.SwitchPortOf(2, "eth2")}) {
 		t.Errorf("learning switch did not learn %s on node2-eth2: %v", stray, fdb)
 	}
 	if n := unknownUnicastDelivered(t, s); n < 100 {
@@ -175,7 +176,7 @@ func TestSeedStatic(t *testing.T) {
 	if res := containerPing(t, s, 2, 200); res.Lost() != 0 {
 		t.Fatalf("container ping: %v", res)
 	}
-	fdb, err := s.SwitchFDB()
+	fdb, err := s.Switch.FDB()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +277,7 @@ func TestSeedDetachedAttach(t *testing.T) {
 				t.Errorf("nicteamd of %s (pid %d) still runs", n.Name, n.DaemonPID)
 			}
 		}
-		s.Close() // reaps the children; finds nothing else to do
+		s.Close() // the starter's own bookkeeping; a has removed everything
 	})
 	if m := a.Missing(); len(m) > 0 {
 		t.Fatalf("attached seed misses %v", m)
@@ -332,7 +333,7 @@ func failRestore(t *testing.T, s *Seed) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		tm, err := s.Nodes[0].Client().Team(context.Background(), TeamName)
-		if err == nil && tm.Status.String() == "Up" {
+		if err == nil && tm.Status == team.Up {
 			break
 		}
 		if time.Now().After(deadline) {

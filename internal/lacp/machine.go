@@ -228,16 +228,12 @@ func (s *System) Receive(now time.Time, name string, frame []byte) (bool, error)
 	p.resuming = false
 	actor := s.actor(p)
 	mine := pdu.Partner
-	if mine.Port != actor.Port || mine.PortPriority != actor.PortPriority || mine.System != actor.System ||
-		mine.SystemPriority != actor.SystemPriority || mine.Key != actor.Key ||
-		(mine.State^actor.State)&(StateActivity|StateTimeout|StateSynchronization|StateAggregation) != 0 {
-		p.ntt = true // update_NTT: the partner's view of us is stale
-	}
 	// recordPDU: the partner is in sync when it says so and has us right
 	// (or is an individual link, which has nothing to match).
-	matched := mine.Port == actor.Port && mine.PortPriority == actor.PortPriority && mine.System == actor.System &&
-		mine.SystemPriority == actor.SystemPriority && mine.Key == actor.Key &&
-		mine.State&StateAggregation == actor.State&StateAggregation
+	matched := mine.sameLink(actor)
+	if !matched || (mine.State^actor.State)&(StateActivity|StateTimeout|StateSynchronization) != 0 {
+		p.ntt = true // update_NTT: the partner's view of us is stale
+	}
 	p.partner = pdu.Actor
 	p.partnerSync = pdu.Actor.State&StateSynchronization != 0 &&
 		(matched || pdu.Actor.State&StateAggregation == 0)
@@ -427,12 +423,9 @@ func (s *System) periodic(now time.Time, p *port) {
 	if p.partner.State&StateTimeout != 0 || p.rx != RxCurrent {
 		period = FastPeriodic
 	}
-	if p.nextPeriodic.IsZero() || p.nextPeriodic.Sub(now) > period {
-		p.nextPeriodic = now.Add(period)
-		p.ntt = true
-		return
-	}
-	if !now.Before(p.nextPeriodic) {
+	// Due, never scheduled, or scheduled further out than the period
+	// now asks (the partner switched to fast).
+	if p.nextPeriodic.IsZero() || p.nextPeriodic.Sub(now) > period || !now.Before(p.nextPeriodic) {
 		p.nextPeriodic = now.Add(period)
 		p.ntt = true
 	}

@@ -81,11 +81,6 @@ type Info struct {
 	State          State
 }
 
-// SystemString spells the system ID as 802.1AX does: priority, MAC.
-func (i Info) SystemString() string {
-	return fmt.Sprintf("%d,%s", i.SystemPriority, net.HardwareAddr(i.System[:]))
-}
-
 // sameLink reports whether two infos name the same partner port in the
 // same aggregation state: what update_Selected compares.
 func (i Info) sameLink(o Info) bool {

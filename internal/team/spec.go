@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/nicteam/nicteam/internal/lacp"
 )
 
 // MaxNameLen is the longest Linux interface name (IFNAMSIZ - 1); the team
@@ -63,11 +65,12 @@ type LacpSpec struct {
 	PortPriority   uint16    `json:"portPriority,omitempty"`
 }
 
-// LACP defaults, as Linux bonding has them; the system ID is the team MAC.
+// LACP defaults (the protocol's, as Linux bonding has them); the system ID
+// is the team MAC.
 const (
-	DefaultLacpSystemPriority = 65535
-	DefaultLacpKey            = 1
-	DefaultLacpPortPriority   = 255
+	DefaultLacpSystemPriority = lacp.DefaultSystemPriority
+	DefaultLacpKey            = lacp.DefaultKey
+	DefaultLacpPortPriority   = lacp.DefaultPortPriority
 )
 
 // WithDefaults fills zero fields with the defaults.
@@ -141,8 +144,8 @@ func (s *Spec) MemberNames() []string {
 	return names
 }
 
-// Supported reports whether the mode and algorithm are implemented; the
-// others are refused at the door rather than half-working.
+// Supported refuses a teaming mode outside the known ones. Decoding refuses
+// unknown names already, so this guards Go callers that build a Spec.
 func (s *Spec) Supported() error {
 	if s.Mode < SwitchIndependent || s.Mode > Lacp {
 		return fmt.Errorf("teaming mode %s is not supported", s.Mode)

@@ -136,7 +136,7 @@ func checkLivePath(t *testing.T, s *lab.Seed, node int, live, where string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fdb, err := s.SwitchFDB()
+	fdb, err := s.Switch.FDB()
 	if err != nil {
 		t.Fatal(err)
 	}
