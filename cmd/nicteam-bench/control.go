@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nicteam/nicteam/internal/api"
+	"github.com/nicteam/nicteam/internal/balance"
 	"github.com/nicteam/nicteam/internal/team"
 )
 
@@ -419,8 +420,8 @@ func writeControl(b *strings.Builder, c *Control) {
 	}
 	fmt.Fprintf(b, "The daemon holds %s while idle and %s while a Dynamic team carries %.1f Gbit/s, using "+
 		"%s and %s of a core: it sleeps until the kernel tells it something, and a Dynamic team adds a "+
-		"read of the bucket counters and a rebalancing pass every 250 ms.\n\n",
-		kib(c.Idle.RSSKiB), kib(c.Busy.RSSKiB), c.Busy.CarriedGbps, cpuText(c.Idle), cpuText(c.Busy))
+		"read of the bucket counters and a rebalancing pass every %s.\n\n",
+		kib(c.Idle.RSSKiB), kib(c.Busy.RSSKiB), c.Busy.CarriedGbps, cpuText(c.Idle), cpuText(c.Busy), balance.DefaultInterval)
 	if len(c.Sizes) > 1 {
 		small, big := c.Sizes[0], c.Sizes[len(c.Sizes)-1]
 		perMember := (big.Median.UpMs - small.Median.UpMs) / float64(big.Members-small.Members)

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/nicteam/nicteam/internal/lab"
 )
 
 // renderJSON is the results file beside the report.
@@ -72,12 +74,12 @@ func writeSetup(b *strings.Builder, res *Results) {
 	}
 	fmt.Fprintf(b, "The lab is network namespaces on this machine: a host, a peer and a switch (a Linux bridge), "+
 		"cabled with veth pairs. On the host, nicteamd runs `%s` = %s (SwitchIndependent, TransportPorts) "+
-		"with 10.77.0.1/24; %s stays a plain NIC with %s; and Open vSwitch bonds %s as `%s` (%s, userspace "+
+		"with %s; %s stays a plain NIC with %s; and Open vSwitch bonds %s as `%s` (%s, userspace "+
 		"datapath, carrier detection) with %s on its bridge port `%s`. All five NICs are cabled to the same "+
-		"switch. The peer holds 10.77.0.2, %s and %s on one NIC, so the destination address picks the path. "+
+		"switch. The peer holds %s, %s and %s on one NIC, so the destination address picks the path. "+
 		"Everything is removed at the end.\n\n",
-		teamName, strings.Join(teamMembers, " + "), plainNIC, plainCIDR, strings.Join(ovsMembers, " + "),
-		ovsBond, ovsMode, ovsCIDR, ovsBridge, plainPeer, ovsPeer)
+		teamName, strings.Join(teamMembers, " + "), lab.HostCIDRv4, plainNIC, plainCIDR, strings.Join(ovsMembers, " + "),
+		ovsBond, ovsMode, ovsCIDR, ovsBridge, lab.PeerIPv4, plainPeer, ovsPeer)
 }
 
 func writeSummary(b *strings.Builder, res *Results) {
