@@ -14,7 +14,7 @@
 //
 //	dir/config, buckets, members, member_stats, bucket_stats,
 //	    egress_drops, flowlets, flowlet_moves,
-//	    affinity                                    maps
+//	    placement, placed, affinity                 maps
 //	dir/prog_egress, dir/prog_ingress               programs (for attaching members after Open)
 //	dir/egress                                      tcx egress link on the team interface
 //	dir/member-<ifindex>                            tcx ingress link on a member
@@ -23,7 +23,11 @@
 // (by its full hash) went last, and moves a flow to its bucket's member only
 // after the flow has been idle for longer than the gap, or at once when the
 // member it is on has left the bucket table. Rewriting the bucket table then
-// moves flows without reordering them.
+// moves flows without reordering them. A TCP connection it first sees at its
+// SYN is placed rather than hashed: it takes the next bucket in an order
+// that interleaves the members by their share of the table (SetBuckets
+// writes it), so connections that open together start spread over the
+// members and need no move, which under load could reorder them.
 //
 // SetAffinity pins a source MAC behind the team to a member: with Hash
 // HashSourceMAC (HyperVPort) all its frames leave there, with
@@ -90,7 +94,8 @@ type Config struct {
 	// new member; 0 turns flowlets off, and every frame follows its bucket
 	// at once. It must exceed the largest difference in delay between the
 	// members' paths, or a moved flow can overtake its own frames. It is
-	// kept in nanoseconds.
+	// kept in nanoseconds. With flowlets on, TCP connections seen opening
+	// are placed rather than hashed (see the package comment).
 	Flowlet time.Duration
 }
 
@@ -98,9 +103,10 @@ type Config struct {
 // well under it: veth paths by a few µs to tens of µs, NIC queues bounded by
 // BQL and a switch's buffers by tens to a few hundred µs. It is still short
 // enough for the pauses of request/response and window-limited TCP traffic
-// to let flows move. Shaped or congested members queue for milliseconds:
-// the load-balancing figure of make bench shows what a gap shorter than
-// that costs in reordering (docs/benchmarks.md).
+// to let flows move. Shaped or congested members queue for milliseconds,
+// longer than a busy flow ever pauses: a flow moved off one can overtake
+// its own frames, which is why connections are placed as they open
+// (the load-balancing figure in docs/benchmarks.md).
 const DefaultFlowlet = 500 * time.Microsecond
 
 // Counters count frames and their bytes (skb->len: a GSO frame counts once
@@ -508,6 +514,17 @@ func (t *Team) SetBuckets(b [NumBuckets]uint32) error {
 	if len(keys) == 0 {
 		return nil
 	}
+	// The placement order first: ahead of the table for a moment, it
+	// only spreads connections by the new shares; after a failed write
+	// nothing has changed.
+	order := placementOrder(b)
+	slots := make([]uint32, NumBuckets)
+	for i := range slots {
+		slots[i] = uint32(i)
+	}
+	if _, err := t.maps.Placement.BatchUpdate(slots, order[:], nil); err != nil {
+		return fmt.Errorf("set buckets: placement: %w", err)
+	}
 	// Members joining the table first, members leaving it after the
 	// table: the bucket write is the one that moves traffic, and a
 	// flowlet must never stay on a member once no bucket names it.
@@ -564,8 +581,10 @@ func (t *Team) Buckets() ([NumBuckets]uint32, error) {
 	return b, nil
 }
 
-// BucketStats returns how many frames (and bytes) hashed to each bucket,
-// summed over CPUs; frames dropped for an empty bucket count too. Frames sent
+// BucketStats returns how many frames (and bytes) each bucket carried,
+// summed over CPUs: a frame counts in its flow's bucket, the one its hash
+// names or the one a TCP connection was placed in (Config.Flowlet); frames
+// dropped for an empty bucket count too. Frames sent
 // through the primary or a pinned port's member regardless of their hash
 // (Config.Primary, Config.PortAffinity) count in no bucket.
 func (t *Team) BucketStats() ([NumBuckets]Counters, error) {
@@ -881,5 +900,6 @@ func (t *Team) mapFields() map[string]**ebpf.Map {
 		teamMapConfig: &t.maps.Config, teamMapBuckets: &t.maps.Buckets, teamMapMembers: &t.maps.Members,
 		teamMapMemberStats: &t.maps.MemberStats, teamMapBucketStats: &t.maps.BucketStats, teamMapEgressDrops: &t.maps.EgressDrops,
 		teamMapFlowlets: &t.maps.Flowlets, teamMapFlowletMoves: &t.maps.FlowletMoves, teamMapAffinity: &t.maps.Affinity,
+		teamMapPlacement: &t.maps.Placement, teamMapPlaced: &t.maps.Placed,
 	}
 }

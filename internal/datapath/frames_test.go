@@ -17,6 +17,7 @@ type frame struct {
 	icmpType   byte // first byte of an ICMP/ICMPv6 header; 0 gives 8
 	sport      uint16
 	dport      uint16
+	tcpFlags   byte
 	fragOff    uint16 // IPv4: flags+offset field; IPv6: non-zero adds a fragment header with this offset field
 	ipv4Opts   int    // 32-bit words of IPv4 options (ihl = 5 + ipv4Opts)
 	payload    int
@@ -46,6 +47,7 @@ func (f frame) bytes() []byte {
 		case ipprotoTCP:
 			l4 = make([]byte, 20)
 			l4[12] = 5 << 4
+			l4[13] = f.tcpFlags
 		case ipprotoUDP:
 			l4 = make([]byte, 8)
 		default: // ICMP echo and anything else: 8 bytes whose first 4 are not ports

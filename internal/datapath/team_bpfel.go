@@ -33,7 +33,7 @@ type teamCounters struct {
 type teamFlowlet struct {
 	_       structs.HostLayout
 	Ifindex uint32
-	Pad     uint32
+	Bucket  uint32
 	LastNs  uint64
 }
 
@@ -72,6 +72,8 @@ const (
 	teamMapFlowlets     = "flowlets"
 	teamMapMemberStats  = "member_stats"
 	teamMapMembers      = "members"
+	teamMapPlaced       = "placed"
+	teamMapPlacement    = "placement"
 	teamProgTeamEgress  = "team_egress"
 	teamProgTeamIngress = "team_ingress"
 )
@@ -135,6 +137,8 @@ type teamMapSpecs struct {
 	Flowlets     *ebpf.MapSpec `ebpf:"flowlets"`
 	MemberStats  *ebpf.MapSpec `ebpf:"member_stats"`
 	Members      *ebpf.MapSpec `ebpf:"members"`
+	Placed       *ebpf.MapSpec `ebpf:"placed"`
+	Placement    *ebpf.MapSpec `ebpf:"placement"`
 }
 
 // teamVariableSpecs contains global variables before they are loaded into the kernel.
@@ -172,6 +176,8 @@ type teamMaps struct {
 	Flowlets     *ebpf.Map `ebpf:"flowlets"`
 	MemberStats  *ebpf.Map `ebpf:"member_stats"`
 	Members      *ebpf.Map `ebpf:"members"`
+	Placed       *ebpf.Map `ebpf:"placed"`
+	Placement    *ebpf.Map `ebpf:"placement"`
 }
 
 func (m *teamMaps) Close() error {
@@ -185,6 +191,8 @@ func (m *teamMaps) Close() error {
 		m.Flowlets,
 		m.MemberStats,
 		m.Members,
+		m.Placed,
+		m.Placement,
 	)
 }
 

@@ -132,10 +132,11 @@ struct mac_key {
 	__u8 pad[2];
 };
 
-// Where a flow last went and when.
+// Where a flow last went and when, and the bucket it belongs to: its
+// hash's, or the one a TCP connection was placed in when it opened.
 struct flowlet {
 	__u32 ifindex;
-	__u32 pad;
+	__u32 bucket;
 	__u64 last_ns;
 };
 
@@ -206,6 +207,29 @@ struct {
 	__type(value, struct flowlet);
 } flowlets SEC(".maps");
 
+// The order in which TCP connections that open take buckets: a permutation
+// of the buckets, written by the control plane with the table, that
+// interleaves the members by their share of the table. The first frame of a
+// connection (its SYN, or SYN-ACK) is the one point at which it can be
+// placed anywhere without reordering it, whatever the queues hold, so
+// connections that open together start on different members instead of
+// wherever their hashes collide. Other flows keep their hash's bucket:
+// their start is not visible.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NUM_BUCKETS);
+	__type(key, __u32);
+	__type(value, __u32);
+} placement SEC(".maps");
+
+// How many connections were placed: the next one takes placement[placed % 256].
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} placed SEC(".maps");
+
 // Flows that changed member: after an idle gap, or at once because their
 // member left the bucket table.
 struct {
@@ -268,7 +292,8 @@ static __always_inline __u32 hash_macs(const union eth *eth, __u32 policy)
 // frame_hash hashes one frame per policy. Anything that cannot be parsed as
 // far as the policy wants falls back to the next coarser key: ports → IP
 // addresses → MAC addresses, so a flow's frames always agree with each other.
-static __always_inline __u32 frame_hash(struct __sk_buff *skb, const union eth *eth, __u32 policy)
+// A TCP frame hashed by its ports leaves its TCP header's offset in *tcp.
+static __always_inline __u32 frame_hash(struct __sk_buff *skb, const union eth *eth, __u32 policy, __u32 *tcp)
 {
 	__u32 l3 = 14, l4, h = HASH_SEED;
 	__u16 proto = __builtin_bswap16(eth->h[6]);
@@ -328,6 +353,8 @@ static __always_inline __u32 frame_hash(struct __sk_buff *skb, const union eth *
 		return fmix(h);
 	if (bpf_skb_load_bytes(skb, l4, &ports, sizeof(ports)))
 		return fmix(h);
+	if (l4proto == IPPROTO_TCP)
+		*tcp = l4;
 	h = mix(h, ports);
 	return fmix(mix(h, l4proto));
 }
@@ -351,20 +378,46 @@ static __always_inline __u32 pinned_member(const __u8 *mac, struct member **entr
 	return *pinned;
 }
 
-// flowlet_member returns the member a frame of the flow with hash h leaves
-// through, given that its bucket names bucket_member (0: none). A flow stays
-// where it went last until it has been idle for longer than the gap: then
-// the frames in flight on the old path have arrived (the gap exceeds the
-// difference in path delay), and a move cannot reorder the flow. Only
-// flows whose bucket moved away need the member lookup.
-static __always_inline __u32 flowlet_member(__u32 h, __u32 bucket_member, __u64 gap)
+#define TCP_SYN 0x02
+
+// flow_bucket returns the bucket of the flow with hash h, and its entry in
+// *fl (0 for a flow seen first): the bucket it was given when first seen. A
+// TCP connection seen first at its SYN takes the next bucket in placement;
+// any other flow seen first, one that was already running, its hash's.
+static __always_inline __u32 flow_bucket(struct __sk_buff *skb, __u32 h, __u32 tcp, struct flowlet **fl)
+{
+	__u32 zero = 0, next, *n, *b;
+	__u8 flags;
+
+	*fl = bpf_map_lookup_elem(&flowlets, &h);
+	if (*fl)
+		return (*fl)->bucket;
+	if (!tcp || bpf_skb_load_bytes(skb, tcp + 13, &flags, 1) || !(flags & TCP_SYN))
+		return h % NUM_BUCKETS;
+	n = bpf_map_lookup_elem(&placed, &zero);
+	if (!n)
+		return h % NUM_BUCKETS;
+	// Atomic: connections opening on two CPUs at once take two slots.
+	next = __sync_fetch_and_add(n, 1) % NUM_BUCKETS;
+	b = bpf_map_lookup_elem(&placement, &next);
+	return b ? *b : h % NUM_BUCKETS;
+}
+
+// flowlet_member returns the member a frame of the flow with hash h and
+// entry fl (0: none yet) leaves through, given that its bucket names
+// bucket_member (0: none). A flow stays where it went last until it has been
+// idle for longer than the gap: then the frames in flight on the old path
+// have arrived (the gap exceeds the difference in path delay), and a move
+// cannot reorder the flow. Only flows whose bucket moved away need the
+// member lookup.
+static __always_inline __u32 flowlet_member(struct flowlet *fl, __u32 h, __u32 bucket, __u32 bucket_member,
+					    __u64 gap)
 {
 	__u64 now = bpf_ktime_get_ns();
-	struct flowlet *fl = bpf_map_lookup_elem(&flowlets, &h);
 	__u32 zero = 0;
 
 	if (!fl) {
-		struct flowlet v = { .ifindex = bucket_member, .last_ns = now };
+		struct flowlet v = { .ifindex = bucket_member, .bucket = bucket, .last_ns = now };
 
 		if (bucket_member)
 			bpf_map_update_elem(&flowlets, &h, &v, BPF_ANY);
@@ -417,8 +470,9 @@ static __always_inline int is_neigh(struct __sk_buff *skb, const union eth *eth)
 SEC("tcx/egress")
 int team_egress(struct __sk_buff *skb)
 {
-	__u32 zero = 0, h, bucket, ifindex, port = 0;
+	__u32 zero = 0, h, bucket, ifindex, port = 0, tcp = 0;
 	struct member_counters *ms;
+	struct flowlet *fl = 0;
 	struct conf *cfg;
 	struct counters *bs;
 	struct member *m = 0;
@@ -466,8 +520,8 @@ int team_egress(struct __sk_buff *skb)
 		}
 	}
 
-	h = frame_hash(skb, &eth, cfg->hash);
-	bucket = h % NUM_BUCKETS;
+	h = frame_hash(skb, &eth, cfg->hash, &tcp);
+	bucket = cfg->flowlet_ns ? flow_bucket(skb, h, tcp, &fl) : h % NUM_BUCKETS;
 
 	// Counted by bucket whichever member a flowlet keeps the frame on:
 	// the rebalancer moves buckets by their load.
@@ -486,7 +540,7 @@ int team_egress(struct __sk_buff *skb)
 			ifindex = pinned;
 	}
 	if (cfg->flowlet_ns)
-		ifindex = flowlet_member(h, ifindex, cfg->flowlet_ns);
+		ifindex = flowlet_member(fl, h, bucket, ifindex, cfg->flowlet_ns);
 	if (!ifindex) {
 		__u64 *drops = bpf_map_lookup_elem(&egress_drops, &zero);
 
