@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -15,16 +17,20 @@ import (
 
 	"github.com/nicteam/nicteam/internal/api"
 	"github.com/nicteam/nicteam/internal/datapath"
+	"github.com/nicteam/nicteam/internal/nsdo"
 	"github.com/nicteam/nicteam/internal/seqstream"
 	"github.com/nicteam/nicteam/internal/team"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
-// udpFrame is just enough of an IPv4/UDP frame for the datapath's hash.
-func udpFrame(src, dst netip.Addr, sport, dport uint16) []byte {
+// ipv4Frame is just enough of an IPv4 frame of protocol proto (TCP, UDP)
+// for the datapath's hash.
+func ipv4Frame(proto byte, src, dst netip.Addr, sport, dport uint16) []byte {
 	f := make([]byte, 14+20+8)
 	binary.BigEndian.PutUint16(f[12:], 0x0800)
 	f[14] = 0x45
-	f[14+9] = 17
+	f[14+9] = proto
 	copy(f[14+12:], src.AsSlice())
 	copy(f[14+16:], dst.AsSlice())
 	binary.BigEndian.PutUint16(f[34:], sport)
@@ -56,7 +62,7 @@ func TestDynamicRebalancesWithoutReordering(t *testing.T) {
 	}
 	src, dst := netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("10.77.0.2")
 	bucketOf := func(sport, dport uint16) int {
-		return int(datapath.Hash(datapath.HashTransportPorts, udpFrame(src, dst, sport, dport)) % team.NumBuckets)
+		return int(datapath.Hash(datapath.HashTransportPorts, ipv4Frame(unix.IPPROTO_UDP, src, dst, sport, dport)) % team.NumBuckets)
 	}
 	// An elephant and two mice in different buckets held by the same
 	// member.
@@ -165,4 +171,99 @@ func TestDynamicRebalancesWithoutReordering(t *testing.T) {
 	if out := e.mustCLI("stats", "Team0", "--interval", "200ms"); !strings.Contains(out, "Flowlet moves:") {
 		t.Errorf("nicteam stats:\n%s", out)
 	}
+}
+
+// TestDynamicPlacesConnections opens four TCP connections through a
+// Dynamic team of four, from source ports that all hash to one member's
+// buckets: placed as they open, each leaves through a member of its own,
+// where TransportPorts would have put all four on one.
+func TestDynamicPlacesConnections(t *testing.T) {
+	e := newEnv(t, 4)
+	e.mustCLI("new", "Team0", "--members", "eth1,eth2,eth3,eth4", "--lb", "dynamic")
+	e.waitStatus("Team0", "Up")
+	e.hostRun("ip", "addr", "add", "10.77.0.1/24", "dev", "Team0")
+	e.ping("10.77.0.2", 2, 10*time.Millisecond)
+
+	before, err := e.client().Stats(context.Background(), "Team0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := map[int]string{}
+	for _, b := range before.Buckets {
+		owner[b.Bucket] = b.Member
+	}
+	src, dst := netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("10.77.0.2")
+	const dport = 5001
+	memberOf := func(sport uint16) string {
+		return owner[int(datapath.Hash(datapath.HashTransportPorts, ipv4Frame(unix.IPPROTO_TCP, src, dst, sport, dport))%team.NumBuckets)]
+	}
+	var sports []uint16
+	for sp := uint16(30000); len(sports) < 4 && sp < 31000; sp++ {
+		if memberOf(sp) == memberOf(30000) {
+			sports = append(sports, sp)
+		}
+	}
+	if len(sports) < 4 {
+		t.Fatalf("found %d source ports hashing to %s, want 4", len(sports), memberOf(30000))
+	}
+	t.Logf("source ports %v all hash to %s", sports, memberOf(30000))
+
+	inNS := func(name string, fn func() error) {
+		t.Helper()
+		ns, err := netns.GetFromName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ns.Close()
+		if err := nsdo.Do(ns, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ln net.Listener
+	inNS(e.b.Peer.NS, func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(dst, dport).String())
+		return err
+	})
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+
+	const size = 4 << 20
+	payload := make([]byte, size)
+	for _, sp := range sports {
+		var c net.Conn
+		inNS(e.b.Host.NS, func() (err error) {
+			d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, sp)), Timeout: 5 * time.Second}
+			c, err = d.Dial("tcp", netip.AddrPortFrom(dst, dport).String())
+			return err
+		})
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(payload); err != nil {
+			t.Fatalf("connection from port %d: %v", sp, err)
+		}
+		c.Close()
+	}
+
+	after, err := e.client().Stats(context.Background(), "Team0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent []uint64
+	for i, m := range after.Members {
+		sent = append(sent, m.TxBytes-before.Members[i].TxBytes)
+		if sent[i] < size {
+			t.Errorf("%s sent %d bytes, want at least one connection's %d", m.Name, sent[i], size)
+		}
+	}
+	t.Logf("bytes sent per member: %v; flows moved: %d", sent, after.FlowletMoves-before.FlowletMoves)
 }
