@@ -18,7 +18,7 @@ func writeBalance(b *strings.Builder, res *Results) {
 		"by a token bucket on its egress (`tc qdisc add dev ethN root tbf rate %.0fmbit burst %s latency %s`). "+
 		"For each run nicteamd creates a team of the first 2 or 4 of them with the algorithm under test, "+
 		"and iperf3 sends N TCP flows (`-P N`, each from its own port) from the team to the peer for %s after %s "+
-		"of warm-up that it discards; then the team is removed, so every run starts from the hash's own placement. "+
+		"of warm-up that it discards; then the team is removed, so every run starts afresh. "+
 		"The ratio is the TCP payload received over the ceiling, members × %.1f Mbit/s: the payload in %.0f Mbit/s "+
 		"of full-sized frames (1448 of every 1514 bytes), which one flow through one member reaches. "+
 		"The algorithms alternate run by run, so noise on the machine hits both; figures are medians of %d runs. "+
@@ -54,24 +54,27 @@ func writeBalance(b *strings.Builder, res *Results) {
 	fmt.Fprintf(b, "What it means: TransportPorts keeps a flow on the member its addresses and ports hash to, so "+
 		"flows collide: some members carry two flows while others idle, and the team gives its flows only the "+
 		"busy members' rate, by luck of the ports (the *expected* column; each run draws new source ports). "+
-		"Dynamic hashes the same way, but every %s the daemon measures each bucket's load and moves buckets from "+
-		"members above their share to those below; a flow follows its bucket at its next pause longer than the "+
-		"flowlet gap (%s), so with at least as many flows as members each member gets work and the team's whole "+
-		"rate is used. With fewer flows than members nothing that keeps a flow on one member (as both do, "+
+		"Dynamic places a TCP connection when it sees it open: its SYN takes the next bucket in an order that "+
+		"interleaves the members by their share of the table, so the N flows start on N different members "+
+		"(or evenly on fewer) whatever their ports, and no flow has to move (*flows Dynamic moved*). A move is "+
+		"for load that shifts later (flows that end, rates that change, flows that were running before the "+
+		"team saw them open): every %s the daemon measures each bucket's load and moves buckets from members "+
+		"above their share to those below, and a flow follows its bucket at its next pause longer than the "+
+		"flowlet gap (%s). With fewer flows than members nothing that keeps a flow on one member (as both do, "+
 		"to keep it in order) can do better than flows / members (*best possible*).\n\n",
 		balance.DefaultInterval, datapath.DefaultFlowlet)
 	fmt.Fprintf(b, "What bounds it: by construction the token buckets, not the CPU: %.0f Mbit/s per member is a few "+
-		"percent of what a team forwards on this machine unshaped. Dynamic falls short of the ceiling by the "+
-		"time it takes to move flows (a first reading of the counters, then a move %s later; iperf3's "+
-		"warm-up hides most of it), and by its tolerance: a member within %.0f%% of its share counts as balanced. "+
+		"percent of what a team forwards on this machine unshaped. Where Dynamic has to move flows it falls "+
+		"short of the ceiling by the time that takes (a first reading of the counters, then a move %s later), "+
+		"and by its tolerance: a member within %.0f%% of its share counts as balanced. "+
 		"A move reorders a flow when its frames still wait in the old member's queue after the flowlet gap: the "+
 		"gap, %s, is sized for NIC queues, but a token bucket queues up to %s, so a flow that pauses while its "+
 		"member's queue is long can overtake its own frames: each flow moved then leaves some dozens of segments "+
 		"out of order, once. A longer `--flowlet-gap` trades that for balance: a TCP flow that fills its member "+
 		"rarely pauses for as long as the queue it builds, so with a gap near the token bucket's queue bound "+
 		"flows stop moving and Dynamic does no better than TransportPorts. A member's queue on real hardware is its NIC ring "+
-		"(tens to hundreds of µs) unless a switch port behind it congests. Runs are %s long: a short one weighs "+
-		"the moves and their reordering more than a long-lived flow would.\n\n",
+		"(tens to hundreds of µs) unless a switch port behind it congests. Placing connections as they open "+
+		"avoids the trade-off for the flows it sees start; runs are %s long, and each opens its flows afresh.\n\n",
 		bl.RateMbit, balance.DefaultInterval, balance.DefaultTolerance*100, datapath.DefaultFlowlet, bl.Latency, bl.Duration)
 }
 
