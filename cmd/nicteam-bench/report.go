@@ -347,10 +347,11 @@ func writeFailover(b *strings.Builder, f *Failover) {
 	fmt.Fprintf(b, "What bounds it: the outage is resolved to one packet interval (%.0f µs at %d pps). The "+
 		"daemon's reaction is a netlink notification, a wake-up of a Go process and a map write, so on a "+
 		"busy machine scheduling delay dominates it, which the maximum shows (the sender busy-waits "+
-		"between packets and so occupies a core itself). The receiver's timing has the same noise: "+
-		"it blocks while nothing arrives, so its wake-up latency lengthens the gap it times, and one "+
-		"that has fallen behind reads queued packets in a burst and sees the gap shorter. Lost time, by the "+
-		"sender's clock, has neither error as long as the sender holds its rate. The lab pulls a veth cable, whose carrier "+
+		"between packets and so occupies a core itself). Arrival times are the kernel's receive "+
+		"timestamps, so the receiver's own scheduling does not enter the gap; the sender's does: a sender "+
+		"kept off its core for a while sends nothing, and then catches up, which shows as a long gap with "+
+		"few or no packets missing. Lost time, by the sender's schedule, has no such error, though a stall "+
+		"across the pull can hide loss. The lab pulls a veth cable, whose carrier "+
 		"loss the kernel reports at once. A physical NIC first has to notice the loss of signal (its "+
 		"driver and PHY take milliseconds or more), and the kernel's link watcher may hold back the report "+
 		"of a device that is not a bond or team port by up to a second after the previous link event: on "+

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/nicteam/nicteam/internal/seqstream"
 	"golang.org/x/sys/unix"
@@ -35,8 +36,9 @@ stragglers), after --duration, or on SIGINT or SIGTERM, and prints its
 report on stdout.
 
 An outage lasts from the arrival of the last packet before the gap to the
-arrival of the first packet after it, so it is measured to within one
-packet interval (1/pps) plus scheduling noise. Packets lost at the end of
+arrival of the first packet after it, as the kernel stamped them on
+receipt, so it is measured to within one packet interval (1/pps) plus the
+sender's scheduling noise; the receiver's does not count. Packets lost at the end of
 the stream are counted only if the end marker arrives; the report says so
 when it did not.
 
@@ -138,6 +140,9 @@ func recvCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer conn.Close()
 	growRcvBuf(conn)
+	if err := stampArrivals(conn); err != nil {
+		return fmt.Errorf("recv: %w", err)
+	}
 	fmt.Fprintf(stderr, "listening on %s\n", conn.LocalAddr())
 
 	if *duration > 0 {
@@ -171,21 +176,59 @@ func receive(ctx context.Context, conn *net.UDPConn, bin uint64) (seqstream.Repo
 	}()
 	rec := seqstream.Recorder{BinSeqs: bin}
 	buf := make([]byte, maxUDPPayload)
+	oob := make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))))
 	ending := false
 	for {
-		n, err := conn.Read(buf)
-		at := time.Now()
+		n, oobn, _, _, err := conn.ReadMsgUDP(buf, oob)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return rec.Report(), nil
 		}
 		if err != nil {
 			return rec.Report(), err
 		}
-		if p, err := rec.Receive(buf[:n], at); err == nil && p.Kind == seqstream.End && !ending {
+		if p, err := rec.Receive(buf[:n], arrival(oob[:oobn])); err == nil && p.Kind == seqstream.End && !ending {
 			ending = true
 			time.AfterFunc(linger, stop)
 		}
 	}
+}
+
+// stampArrivals asks the kernel to stamp each datagram with the time it
+// arrived (SO_TIMESTAMPNS, taken as the stack receives it). Arrival times
+// from the kernel are the network's: a receiver that was not scheduled for
+// a while, then read its queue in a burst, would otherwise see a gap
+// longer before the burst and none inside it.
+func stampArrivals(conn *net.UDPConn) error {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("receive timestamps: %w", err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	}); err != nil {
+		return fmt.Errorf("receive timestamps: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("receive timestamps: SO_TIMESTAMPNS: %w", serr)
+	}
+	return nil
+}
+
+// arrival is the kernel's receive timestamp in the control messages oob,
+// or now if there is none.
+func arrival(oob []byte) time.Time {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err == nil {
+		for _, m := range msgs {
+			if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS &&
+				len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+				ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+				return time.Unix(ts.Unix())
+			}
+		}
+	}
+	return time.Now()
 }
 
 // growRcvBuf enlarges conn's receive buffer past net.core.rmem_max when

@@ -65,6 +65,49 @@ func TestBadArguments(t *testing.T) {
 
 // TestLoopback runs a stream over loopback in-process, at a rate that
 // needs the spinning pacer, and expects all of it.
+// TestArrivalIsTheKernels reads datagrams long after they arrived: their
+// arrival time must be when the kernel took them in, not when they were
+// read. The kernel turns stamping on for the first socket that asks by a
+// deferred work item, so the first datagrams may still be stamped as read.
+func TestArrivalIsTheKernels(t *testing.T) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := stampArrivals(conn); err != nil {
+		t.Fatal(err)
+	}
+	send, err := net.DialUDP("udp", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer send.Close()
+	const wait = 20 * time.Millisecond
+	buf, oob := make([]byte, 16), make([]byte, 128)
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		sent := time.Now()
+		if _, err := send.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(wait)
+		_, oobn, _, _, err := conn.ReadMsgUDP(buf, oob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read, at := time.Now(), arrival(oob[:oobn])
+		if at.Before(sent) {
+			t.Fatalf("arrival %v is %v before the send", at, sent.Sub(at))
+		}
+		if read.Sub(at) >= wait {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("arrival %v only %v before the read after %v: the kernel does not stamp datagrams", at, read.Sub(at), wait)
+		}
+	}
+}
+
 func TestLoopback(t *testing.T) {
 	rconn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
