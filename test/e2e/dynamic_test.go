@@ -38,6 +38,23 @@ func ipv4Frame(proto byte, src, dst netip.Addr, sport, dport uint16) []byte {
 	return f
 }
 
+// addressTeam0 gives Team0 10.77.0.1, checks it reaches the peer and
+// returns its stats and the member of each bucket from then.
+func (e *env) addressTeam0() (api.Stats, map[int]string) {
+	e.t.Helper()
+	e.hostRun("ip", "addr", "add", "10.77.0.1/24", "dev", "Team0")
+	e.ping("10.77.0.2", 2, 10*time.Millisecond)
+	st, err := e.client().Stats(context.Background(), "Team0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	owner := map[int]string{}
+	for _, b := range st.Buckets {
+		owner[b.Bucket] = b.Member
+	}
+	return st, owner
+}
+
 // TestDynamicRebalancesWithoutReordering starts three sequenced streams, an
 // elephant beside two mice, that hash onto the same member of a Dynamic
 // team. The rebalancer must move load to the idle member by measure, and
@@ -49,17 +66,7 @@ func TestDynamicRebalancesWithoutReordering(t *testing.T) {
 	if tm := e.waitStatus("Team0", "Up"); tm.FlowletGap != "300µs" || tm.RebalanceInterval != "100ms" {
 		t.Errorf("flowlet gap %q, rebalance interval %q; want 300µs and 100ms", tm.FlowletGap, tm.RebalanceInterval)
 	}
-	e.hostRun("ip", "addr", "add", "10.77.0.1/24", "dev", "Team0")
-	e.ping("10.77.0.2", 2, 10*time.Millisecond)
-
-	before, err := e.client().Stats(context.Background(), "Team0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner := map[int]string{}
-	for _, b := range before.Buckets {
-		owner[b.Bucket] = b.Member
-	}
+	before, owner := e.addressTeam0()
 	src, dst := netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("10.77.0.2")
 	bucketOf := func(sport, dport uint16) int {
 		return int(datapath.Hash(datapath.HashTransportPorts, ipv4Frame(unix.IPPROTO_UDP, src, dst, sport, dport)) % team.NumBuckets)
@@ -181,17 +188,7 @@ func TestDynamicPlacesConnections(t *testing.T) {
 	e := newEnv(t, 4)
 	e.mustCLI("new", "Team0", "--members", "eth1,eth2,eth3,eth4", "--lb", "dynamic")
 	e.waitStatus("Team0", "Up")
-	e.hostRun("ip", "addr", "add", "10.77.0.1/24", "dev", "Team0")
-	e.ping("10.77.0.2", 2, 10*time.Millisecond)
-
-	before, err := e.client().Stats(context.Background(), "Team0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner := map[int]string{}
-	for _, b := range before.Buckets {
-		owner[b.Bucket] = b.Member
-	}
+	before, owner := e.addressTeam0()
 	src, dst := netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("10.77.0.2")
 	const dport = 5001
 	memberOf := func(sport uint16) string {
