@@ -495,7 +495,10 @@ func (t *Team) Members() ([]int, error) {
 // SetBuckets makes the bucket table b. Only entries that differ are written,
 // in one batch: entries left alone keep steering their flows without a blip.
 // A member that b no longer names loses its flowlets at once: the next frame
-// of each follows its bucket whatever the gap (see memberInTable).
+// of each follows its bucket whatever the gap (see memberInTable). The
+// placement order for opening connections is rewritten after the table (a
+// 256-entry write, kept out of the failover path); an error
+// that names it comes with the table already in place.
 func (t *Team) SetBuckets(b [NumBuckets]uint32) error {
 	// Under mu so that concurrent callers cannot interleave their diffs.
 	t.mu.Lock()
@@ -514,17 +517,6 @@ func (t *Team) SetBuckets(b [NumBuckets]uint32) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	// The placement order first: ahead of the table for a moment, it
-	// only spreads connections by the new shares; after a failed write
-	// nothing has changed.
-	order := placementOrder(b)
-	slots := make([]uint32, NumBuckets)
-	for i := range slots {
-		slots[i] = uint32(i)
-	}
-	if _, err := t.maps.Placement.BatchUpdate(slots, order[:], nil); err != nil {
-		return fmt.Errorf("set buckets: placement: %w", err)
-	}
 	// Members joining the table first, members leaving it after the
 	// table: the bucket write is the one that moves traffic, and a
 	// flowlet must never stay on a member once no bucket names it.
@@ -538,6 +530,17 @@ func (t *Team) SetBuckets(b [NumBuckets]uint32) error {
 	}
 	if err := t.markInTableLocked(cur, b, false); err != nil {
 		return fmt.Errorf("set buckets: %w", err)
+	}
+	// Until the order is written, connections that open are spread by
+	// the old shares; each still follows its bucket wherever the new
+	// table sends it.
+	order := placementOrder(b)
+	slots := make([]uint32, NumBuckets)
+	for i := range slots {
+		slots[i] = uint32(i)
+	}
+	if _, err := t.maps.Placement.BatchUpdate(slots, order[:], nil); err != nil {
+		return fmt.Errorf("set buckets: placement: %w", err)
 	}
 	return nil
 }
