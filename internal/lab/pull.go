@@ -156,9 +156,16 @@ func (s *Seed) Pull(ctx context.Context, plan PullPlan) (*PullRun, error) {
 			return nil
 		}
 	}
+	pulled := false
 	abort := func(err error) (*PullRun, error) {
 		cancel()
 		wg.Wait()
+		// A pull cut short plugs the cable back: the lab outlives it.
+		if pulled {
+			if uerr := sw.LinkSetUp(link); uerr != nil {
+				err = errors.Join(err, fmt.Errorf("set switch port %s up: %w", port, uerr))
+			}
+		}
 		return nil, fmt.Errorf("pull %s %s: %w", n.Name, plan.NIC, err)
 	}
 
@@ -170,6 +177,7 @@ func (s *Seed) Pull(ctx context.Context, plan PullPlan) (*PullRun, error) {
 	if err := sw.LinkSetDown(link); err != nil {
 		return abort(fmt.Errorf("set switch port %s down: %w", port, err))
 	}
+	pulled = true
 	run.PullTook = time.Since(run.Pulled)
 	if err := sleep(run.Pulled.Add(plan.Settle)); err != nil {
 		return abort(err)
@@ -182,6 +190,7 @@ func (s *Seed) Pull(ctx context.Context, plan PullPlan) (*PullRun, error) {
 	if err := sw.LinkSetUp(link); err != nil {
 		return abort(fmt.Errorf("set switch port %s up: %w", port, err))
 	}
+	pulled = false
 	run.RestoreTook = time.Since(run.Restored)
 	if err := sleep(run.Restored.Add(plan.Settle)); err != nil {
 		return abort(err)
