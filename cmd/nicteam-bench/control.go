@@ -13,6 +13,7 @@ import (
 
 	"github.com/nicteam/nicteam/internal/api"
 	"github.com/nicteam/nicteam/internal/balance"
+	"github.com/nicteam/nicteam/internal/lab"
 	"github.com/nicteam/nicteam/internal/team"
 )
 
@@ -196,19 +197,13 @@ func (e *env) cli(ctx context.Context, args ...string) error {
 
 // pollTeam asks the daemon about lifecycleTeam until done says so.
 func (e *env) pollTeam(ctx context.Context, done func(api.Team, error) bool) error {
-	ctx, cancel := context.WithTimeout(ctx, statusWait)
-	defer cancel()
-	for {
+	return lab.Poll(ctx, statusWait, lifecyclePoll, func(ctx context.Context) (bool, error) {
 		tm, err := e.client.Team(ctx, lifecycleTeam)
 		if done(tm, err) {
-			return nil
+			return true, nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("status %v (%v): %w", tm.Status, err, ctx.Err())
-		case <-time.After(lifecyclePoll):
-		}
-	}
+		return false, fmt.Errorf("status %v (%v)", tm.Status, err)
+	})
 }
 
 // summarizeLifecycle takes the medians and maxima of runs.
@@ -290,7 +285,7 @@ func (e *env) rebalancing(ctx context.Context, window time.Duration) (u DaemonUs
 	// The members' counters, not the team NIC's: frames leave the team
 	// NIC by a redirect from its egress program, which its own transmit
 	// counters never see.
-	before, err := e.txBytes(teamMembers)
+	_, before, err := e.txCounters(teamMembers)
 	if err != nil {
 		return u, err
 	}
@@ -298,11 +293,15 @@ func (e *env) rebalancing(ctx context.Context, window time.Duration) (u DaemonUs
 	if u, err = e.usage(ctx, window); err != nil {
 		return u, err
 	}
-	after, err := e.txBytes(teamMembers)
+	_, after, err := e.txCounters(teamMembers)
 	if err != nil {
 		return u, err
 	}
-	u.CarriedGbps = float64(after-before) * 8 / time.Since(from).Seconds() / 1e9
+	var carried uint64
+	for _, m := range teamMembers {
+		carried += after[m] - before[m]
+	}
+	u.CarriedGbps = float64(carried) * 8 / time.Since(from).Seconds() / 1e9
 	u.Teams = fmt.Sprintf("%s (%s, 2 members), %d TCP flows of %sbit/s each", teamName, team.Dynamic, rebalanceFlows, rebalanceRate)
 	err = e.client.Events(ctx, false, func(ev api.Event) error {
 		if ev.Kind == api.EventBucketsMoved && ev.Time.After(started) {
@@ -314,21 +313,6 @@ func (e *env) rebalancing(ctx context.Context, window time.Duration) (u DaemonUs
 		return u, fmt.Errorf("read daemon events: %w", err)
 	}
 	return u, nil
-}
-
-// txBytes sums the transmit byte counters of members.
-func (e *env) txBytes(members []string) (uint64, error) {
-	var n uint64
-	for _, m := range members {
-		l, err := e.lab.Host.Link(m)
-		if err != nil {
-			return 0, err
-		}
-		if s := l.Attrs().Statistics; s != nil {
-			n += s.TxBytes
-		}
-	}
-	return n, nil
 }
 
 // cpuTicks reads a process's utime+stime from /proc/PID/stat.

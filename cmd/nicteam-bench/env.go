@@ -189,20 +189,17 @@ func (e *env) startDaemon(ctx context.Context) error {
 		return err
 	}
 	e.daemon, e.client = p, api.NewClient(e.socket)
-	ctx, cancel := context.WithTimeout(ctx, daemonWait)
-	defer cancel()
-	for {
-		if _, err := e.client.Teams(ctx); err == nil {
-			return nil
+	err = lab.Poll(ctx, daemonWait, 20*time.Millisecond, func(ctx context.Context) (bool, error) {
+		if err := p.Exited(); err != nil {
+			return true, err
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("start nicteamd: no answer on %s: %w: %s", e.socket, ctx.Err(), p.Output())
-		case <-p.Done():
-			return fmt.Errorf("start nicteamd: exited: %v: %s", p.Wait(), p.Output())
-		case <-time.After(20 * time.Millisecond):
-		}
+		_, err := e.client.Teams(ctx)
+		return err == nil, err
+	})
+	if err != nil {
+		return fmt.Errorf("start nicteamd: no answer on %s: %w: %s", e.socket, err, p.Output())
 	}
+	return nil
 }
 
 // createTeam creates the team teamName of members with algorithm alg,
@@ -222,19 +219,13 @@ func (e *env) createTeam(ctx context.Context, members []string, alg team.Algorit
 // waitUp waits until the team's status is Up. The daemon reacts to
 // events; the benchmark only polls to observe.
 func (e *env) waitUp(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, statusWait)
-	defer cancel()
-	for {
+	return lab.Poll(ctx, statusWait, statusPoll, func(ctx context.Context) (bool, error) {
 		tm, err := e.client.Team(ctx, teamName)
 		if err == nil && tm.Status == team.Up {
-			return nil
+			return true, nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s up: status %v (%v): %w", teamName, tm.Status, err, ctx.Err())
-		case <-time.After(statusPoll):
-		}
-	}
+		return false, fmt.Errorf("wait for %s up: status %v (%v)", teamName, tm.Status, err)
+	})
 }
 
 // close removes the team through the daemon (which unpins its datapath),

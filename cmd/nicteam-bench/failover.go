@@ -357,14 +357,14 @@ func classify(rep seqstream.Report, pps uint64, mid time.Duration) Pull {
 // carrier returns the one of members whose transmit counter grows by most
 // of the stream's packets over carrierWindow.
 func (e *env) carrier(ctx context.Context, members []string, pps uint64) (string, error) {
-	before, err := e.txPackets(members)
+	before, _, err := e.txCounters(members)
 	if err != nil {
 		return "", err
 	}
 	if err := sleep(ctx, carrierWindow); err != nil {
 		return "", err
 	}
-	after, err := e.txPackets(members)
+	after, _, err := e.txCounters(members)
 	if err != nil {
 		return "", err
 	}
@@ -379,19 +379,19 @@ func (e *env) carrier(ctx context.Context, members []string, pps uint64) (string
 	return best, nil
 }
 
-// txPackets reads the transmit counters of members.
-func (e *env) txPackets(members []string) (map[string]uint64, error) {
-	tx := map[string]uint64{}
+// txCounters reads the transmit packet and byte counters of members.
+func (e *env) txCounters(members []string) (packets, bytes map[string]uint64, err error) {
+	packets, bytes = map[string]uint64{}, map[string]uint64{}
 	for _, m := range members {
 		l, err := e.lab.Host.Link(m)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if s := l.Attrs().Statistics; s != nil {
-			tx[m] = s.TxPackets
+			packets[m], bytes[m] = s.TxPackets, s.TxBytes
 		}
 	}
-	return tx, nil
+	return packets, bytes, nil
 }
 
 // report waits for the receiver to exit and decodes its JSON report.
@@ -437,18 +437,15 @@ func sentRate(out string) float64 {
 
 // waitOutput waits until p has written want.
 func waitOutput(ctx context.Context, p *lab.Proc, want string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	for !strings.Contains(p.Output(), want) {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s to say %q: %w: %s", p.Name, want, ctx.Err(), p.Output())
-		case <-p.Done():
-			return fmt.Errorf("%s exited: %v: %s", p.Name, p.Wait(), p.Output())
-		case <-time.After(5 * time.Millisecond):
+	return lab.Poll(ctx, 5*time.Second, 5*time.Millisecond, func(context.Context) (bool, error) {
+		if strings.Contains(p.Output(), want) {
+			return true, nil
 		}
-	}
-	return nil
+		if err := p.Exited(); err != nil {
+			return true, err
+		}
+		return false, fmt.Errorf("wait for %s to say %q: %s", p.Name, want, p.Output())
+	})
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

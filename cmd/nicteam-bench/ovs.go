@@ -84,19 +84,13 @@ func (e *env) startOVS(ctx context.Context) error {
 // waitBondUp waits until the OVS bond has every member enabled. OVS
 // reacts to carrier changes itself; the benchmark only polls to observe.
 func (e *env) waitBondUp(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, statusWait)
-	defer cancel()
-	for {
+	return lab.Poll(ctx, statusWait, bondPoll, func(context.Context) (bool, error) {
 		out, err := e.ovs.Appctl("bond/show", ovsBond)
 		if err == nil && len(enabledMembers(out)) == len(ovsMembers) {
-			return nil
+			return true, nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s up: %v: %w: %s", ovsBond, err, ctx.Err(), out)
-		case <-time.After(bondPoll):
-		}
-	}
+		return false, fmt.Errorf("wait for %s up: %v: %s", ovsBond, err, out)
+	})
 }
 
 // bondPoll is how often waitBondUp asks; each ask starts ovs-appctl.

@@ -143,7 +143,7 @@ func measureThroughput(ctx context.Context, e *env, cfg config) (*Throughput, er
 // iperfRun runs one iperf3 test over p and notes the member that carried
 // most of it.
 func (e *env) iperfRun(ctx context.Context, p path, tc throughputCase, cfg config) (TCPRun, error) {
-	before, err := e.txPackets(p.members)
+	before, _, err := e.txCounters(p.members)
 	if err != nil {
 		return TCPRun{}, err
 	}
@@ -151,7 +151,7 @@ func (e *env) iperfRun(ctx context.Context, p path, tc throughputCase, cfg confi
 	if err != nil {
 		return r, err
 	}
-	after, err := e.txPackets(p.members)
+	after, _, err := e.txCounters(p.members)
 	if err != nil {
 		return r, err
 	}
@@ -297,19 +297,13 @@ func (e *env) iperfServer(ctx context.Context) (*lab.Proc, error) {
 
 // waitListen waits until something listens on TCP port in h.
 func waitListen(ctx context.Context, h *lab.Host, port string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	for {
+	return lab.Poll(ctx, 5*time.Second, 20*time.Millisecond, func(context.Context) (bool, error) {
 		out, err := h.Run("ss", "-Hltn", "sport = :"+port)
 		if err == nil && strings.TrimSpace(out) != "" {
-			return nil
+			return true, nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for a listener on port %s: %w", port, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return false, fmt.Errorf("wait for a listener on port %s", port)
+	})
 }
 
 // offloads reads the offload features of the team NIC, a member, the

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nicteam/nicteam/internal/nsdo"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -79,20 +81,13 @@ func (h *Host) Link(ifname string) (netlink.Link, error) {
 // as asked.
 func (h *Host) WaitCarrier(ctx context.Context, ifname string, up bool) error {
 	err := h.withHandle(func(nh *netlink.Handle) error {
-		for {
+		return Poll(ctx, 0, carrierPoll, func(context.Context) (bool, error) {
 			link, err := nh.LinkByName(ifname)
 			if err != nil {
-				return err
+				return true, err
 			}
-			if (link.Attrs().RawFlags&unix.IFF_LOWER_UP != 0) == up {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(carrierPoll):
-			}
-		}
+			return (link.Attrs().RawFlags&unix.IFF_LOWER_UP != 0) == up, nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("wait for %s carrier %s on %s: %w", ifname, upDown(up), h.Name, err)
@@ -105,6 +100,18 @@ func upDown(up bool) string {
 		return "up"
 	}
 	return "down"
+}
+
+// Do runs fn on a thread in h's namespace (nsdo.Do). Sockets, taps and
+// the like that fn opens stay in the namespace after it returns, so only
+// the opening needs to happen there.
+func (h *Host) Do(fn func() error) error {
+	ns, err := netns.GetFromPath(nsPath(h.NS))
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", h.NS, err)
+	}
+	defer ns.Close()
+	return nsdo.Do(ns, fn)
 }
 
 // withHandle calls fn with a netlink handle whose sockets live in h's

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -104,21 +105,19 @@ func (o *OVS) command(name string, args ...string) *exec.Cmd {
 
 // waitFile waits until p has created name in the directory.
 func (o *OVS) waitFile(name string, p *Proc) error {
-	deadline := time.Now().Add(ovsStartTimeout)
-	for {
+	err := Poll(context.Background(), ovsStartTimeout, 20*time.Millisecond, func(context.Context) (bool, error) {
 		if _, err := os.Stat(o.path(name)); err == nil {
-			return nil
+			return true, nil
 		}
-		select {
-		case <-p.Done():
-			return fmt.Errorf("%s exited: %v: %s", p.Name, p.Wait(), p.Output())
-		default:
+		if err := p.Exited(); err != nil {
+			return true, err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not create %s within %v: %s", p.Name, name, ovsStartTimeout, p.Output())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false, nil
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s did not create %s within %v: %s", p.Name, name, ovsStartTimeout, p.Output())
 	}
+	return err
 }
 
 // Vsctl runs ovs-vsctl against this OVS's database and returns its output.

@@ -113,6 +113,17 @@ func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
+// Exited says how p ended, with its output, once it has; nil while it
+// runs.
+func (p *Proc) Exited() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("%s exited: %v: %s", p.Name, p.err, p.Output())
+	default:
+		return nil
+	}
+}
+
 // Wait waits for the process to exit and returns how it ended, as
 // exec.Cmd.Wait does.
 func (p *Proc) Wait() error {
