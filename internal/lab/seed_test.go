@@ -15,9 +15,7 @@ import (
 	"time"
 
 	"github.com/nicteam/nicteam/internal/api"
-	"github.com/nicteam/nicteam/internal/nsdo"
 	"github.com/nicteam/nicteam/internal/team"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -415,7 +413,11 @@ func sendFrames(t *testing.T, h *Host, ifname string, dst, src net.HardwareAddr,
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := socketIn(h.NS, unix.AF_PACKET, unix.SOCK_RAW, 0)
+	fd := -1
+	err = h.Do(func() (err error) {
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,20 +433,4 @@ func sendFrames(t *testing.T, h *Host, ifname string, dst, src net.HardwareAddr,
 			t.Fatalf("send frame on %s %s: %v", h.Name, ifname, err)
 		}
 	}
-}
-
-// socketIn opens a socket in namespace ns: a socket stays in the namespace
-// it was made in, so only the making happens there.
-func socketIn(ns string, domain, typ, proto int) (int, error) {
-	target, err := netns.GetFromPath(nsPath(ns))
-	if err != nil {
-		return -1, err
-	}
-	defer target.Close()
-	fd := -1
-	err = nsdo.Do(target, func() (err error) {
-		fd, err = unix.Socket(domain, typ, proto)
-		return err
-	})
-	return fd, err
 }

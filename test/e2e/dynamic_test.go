@@ -17,10 +17,8 @@ import (
 
 	"github.com/nicteam/nicteam/internal/api"
 	"github.com/nicteam/nicteam/internal/datapath"
-	"github.com/nicteam/nicteam/internal/nsdo"
 	"github.com/nicteam/nicteam/internal/seqstream"
 	"github.com/nicteam/nicteam/internal/team"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -205,22 +203,13 @@ func TestDynamicPlacesConnections(t *testing.T) {
 	}
 	t.Logf("source ports %v all hash to %s", sports, memberOf(30000))
 
-	inNS := func(name string, fn func() error) {
-		t.Helper()
-		ns, err := netns.GetFromName(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ns.Close()
-		if err := nsdo.Do(ns, fn); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var ln net.Listener
-	inNS(e.b.Peer.NS, func() (err error) {
+	if err := e.b.Peer.Do(func() (err error) {
 		ln, err = net.Listen("tcp", netip.AddrPortFrom(dst, dport).String())
 		return err
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -239,11 +228,13 @@ func TestDynamicPlacesConnections(t *testing.T) {
 	payload := make([]byte, size)
 	for _, sp := range sports {
 		var c net.Conn
-		inNS(e.b.Host.NS, func() (err error) {
+		if err := e.b.Host.Do(func() (err error) {
 			d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, sp)), Timeout: 5 * time.Second}
 			c, err = d.Dial("tcp", netip.AddrPortFrom(dst, dport).String())
 			return err
-		})
+		}); err != nil {
+			t.Fatal(err)
+		}
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		if _, err := c.Write(payload); err != nil {
 			t.Fatalf("connection from port %d: %v", sp, err)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/nicteam/nicteam/internal/nsdo"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -13,13 +11,8 @@ import (
 // namespace, which gives it carrier, until the test ends.
 func (e *env) openTap(name string) {
 	e.t.Helper()
-	ns, err := netns.GetFromName(e.b.Host.NS)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer ns.Close()
 	var fd int
-	err = nsdo.Do(ns, func() error {
+	err := e.b.Host.Do(func() error {
 		var err error
 		if fd, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0); err != nil {
 			return err
