@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -255,15 +256,14 @@ func StopPID(pid int, mark string) error {
 		if err := syscall.Kill(-pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("stop pid %d: %w", pid, err)
 		}
-		deadline := time.Now().Add(stopTimeout)
-		for time.Now().Before(deadline) {
-			if !pidRuns(pid, mark) {
-				if sig == syscall.SIGKILL {
-					return fmt.Errorf("stop pid %d: still running %v after SIGTERM, killed", pid, stopTimeout)
-				}
-				return nil
+		err := Poll(context.Background(), stopTimeout, 10*time.Millisecond, func(context.Context) (bool, error) {
+			return !pidRuns(pid, mark), nil
+		})
+		if err == nil {
+			if sig == syscall.SIGKILL {
+				return fmt.Errorf("stop pid %d: still running %v after SIGTERM, killed", pid, stopTimeout)
 			}
-			time.Sleep(10 * time.Millisecond)
+			return nil
 		}
 	}
 	return fmt.Errorf("stop pid %d: still running after SIGKILL", pid)

@@ -340,17 +340,15 @@ func (s *Seed) startDaemons() error {
 	ctx, cancel := context.WithTimeout(context.Background(), daemonTimeout)
 	defer cancel()
 	for _, n := range s.Nodes {
-		for {
-			if _, err := n.Client().Teams(ctx); err == nil {
-				break
+		err := Poll(ctx, 0, 20*time.Millisecond, func(ctx context.Context) (bool, error) {
+			if err := n.Daemon.Exited(); err != nil {
+				return true, err
 			}
-			select {
-			case <-n.Daemon.Done():
-				return fmt.Errorf("nicteamd on %s exited: %v\n%s", n.Name, n.Daemon.Wait(), n.Daemon.Output())
-			case <-ctx.Done():
-				return fmt.Errorf("nicteamd on %s did not answer on %s within %v:\n%s", n.Name, n.Socket, daemonTimeout, n.Daemon.Output())
-			case <-time.After(20 * time.Millisecond):
-			}
+			_, err := n.Client().Teams(ctx)
+			return err == nil, err
+		})
+		if err != nil {
+			return fmt.Errorf("nicteamd on %s did not answer on %s within %v: %w", n.Name, n.Socket, daemonTimeout, err)
 		}
 	}
 	return nil
@@ -412,18 +410,19 @@ func (s *Seed) buildNode(n *Node, a addressing, remote string) error {
 // warm has each container ping the other until one answers, which fills
 // every neighbour cache and forwarding table on the way.
 func (s *Seed) warm() error {
-	deadline := time.Now().Add(warmTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), warmTimeout)
+	defer cancel()
 	for i, n := range s.Nodes {
 		dst := s.Nodes[1-i].OverlayIP
-		for {
+		err := Poll(ctx, 0, 50*time.Millisecond, func(context.Context) (bool, error) {
 			out, err := n.Container.Run("ping", "-n", "-c", "1", "-W", "1", dst)
-			if err == nil {
-				break
+			if err != nil {
+				return false, errors.New(strings.TrimSpace(out))
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("container of %s cannot reach %s: %s", n.Name, dst, strings.TrimSpace(out))
-			}
-			time.Sleep(50 * time.Millisecond)
+			return true, nil
+		})
+		if err != nil {
+			return fmt.Errorf("container of %s cannot reach %s: %w", n.Name, dst, err)
 		}
 	}
 	return nil
