@@ -374,28 +374,9 @@ func family(ipv6 bool) string {
 	return "IPv4"
 }
 
-// macOwners names the NIC each of the lab's NIC MACs belongs to.
-func macOwners(s *lab.Seed) map[string]string {
-	owners := make(map[string]string)
-	for _, n := range s.Nodes {
-		for nic, mac := range n.NICMACs {
-			owners[mac] = n.Name + " " + nic
-		}
-	}
-	return owners
-}
-
-// withOwner is mac followed by its owner, if known: "0e:…:01 (node1 eth1)".
-func withOwner(mac string, owners map[string]string) string {
-	if o, ok := owners[mac]; ok {
-		return mac + " (" + o + ")"
-	}
-	return mac
-}
-
 func (c *command) writeLabStatus(st labState, s *lab.Seed) error {
 	o := st.Seed.Options
-	owners := macOwners(s)
+	owners := s.MACOwners()
 	fmt.Fprintf(c.out, "lab %s: %s switch, MAC policy %s, %s, up since %s\n",
 		s.Prefix, o.Profile, policyName(o.MACPolicy), family(o.IPv6), st.Created.Format(time.TimeOnly))
 	for i, n := range s.Nodes {
@@ -414,7 +395,7 @@ func (c *command) writeLabStatus(st labState, s *lab.Seed) error {
 			fmt.Fprintf(tw, "  %s\t%v\n", lab.TeamName, terr)
 		} else {
 			mac, _ := s.TeamMAC(i + 1)
-			fmt.Fprintf(tw, "  %s\t%s\tMAC %s\tMAC policy %s\t%s\n", t.Name, t.Status, withOwner(mac, owners), t.MACPolicy, n.UnderlayIP)
+			fmt.Fprintf(tw, "  %s\t%s\tMAC %s\tMAC policy %s\t%s\n", t.Name, t.Status, owners.MAC(mac), t.MACPolicy, n.UnderlayIP)
 		}
 		if merr == nil {
 			for _, m := range ms {
@@ -427,7 +408,7 @@ func (c *command) writeLabStatus(st labState, s *lab.Seed) error {
 		if nb, err := s.PeerNeighbor(i + 1); err != nil {
 			fmt.Fprintf(c.out, "  %s's neighbour entry for %s: %v\n", peer, n.UnderlayIP, err)
 		} else {
-			fmt.Fprintf(c.out, "  %s's neighbour entry for %s: %s\n", peer, n.UnderlayIP, neighborText(nb, owners))
+			fmt.Fprintf(c.out, "  %s's neighbour entry for %s: %s\n", peer, n.UnderlayIP, owners.Neighbor(nb))
 		}
 		fmt.Fprintf(c.out, "  container %s (namespace %s): %s\n", n.Container.Name, n.Container.NS, n.OverlayIP)
 	}
@@ -441,17 +422,7 @@ func (c *command) writeLabStatus(st labState, s *lab.Seed) error {
 	return nil
 }
 
-func neighborText(nb lab.Neighbor, owners map[string]string) string {
-	switch {
-	case nb.State == "":
-		return "none"
-	case nb.MAC == "":
-		return nb.State
-	}
-	return withOwner(nb.MAC, owners) + " " + nb.State
-}
-
-func writeFDB(w io.Writer, indent string, fdb []lab.FDBEntry, owners map[string]string) {
+func writeFDB(w io.Writer, indent string, fdb []lab.FDBEntry, owners lab.MACOwners) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "%sMAC\tport\tkind\towner\n", indent)
 	for _, e := range fdb {
@@ -575,7 +546,7 @@ type demoScenario struct {
 type demoOutcome struct {
 	Scenario demoScenario
 	Run      *lab.PullRun
-	Owners   map[string]string
+	Owners   lab.MACOwners
 	Verdict  verdict
 }
 
@@ -651,7 +622,7 @@ func (c *command) demoRun(sc demoScenario, so lab.SeedOptions) (o demoOutcome, e
 		return o, err
 	}
 	fmt.Fprintf(c.out, "lab %s built in %.1f s; c2 reaches c1.\n", s.Prefix, time.Since(start).Seconds())
-	o.Owners = macOwners(s)
+	o.Owners = s.MACOwners()
 	if sc.ShowTeam {
 		if err := c.showTeam(s); err != nil {
 			return o, err
@@ -733,7 +704,7 @@ func outages(run *lab.PullRun) []outage {
 
 // buildTimeline merges the pull and restore, both daemons' events, the
 // lost pings and the snapshots into rows ordered by time.
-func buildTimeline(run *lab.PullRun, owners map[string]string) []timelineRow {
+func buildTimeline(run *lab.PullRun, owners lab.MACOwners) []timelineRow {
 	rel := func(t time.Time) time.Duration { return t.Sub(run.Pulled) }
 	p := run.Plan
 	node := fmt.Sprintf("node%d", p.Node)
@@ -800,12 +771,12 @@ func buildTimeline(run *lab.PullRun, owners map[string]string) []timelineRow {
 	return rows
 }
 
-func snapshotLines(s lab.Snapshot, p lab.PullPlan, owners map[string]string) []string {
+func snapshotLines(s lab.Snapshot, p lab.PullPlan, owners lab.MACOwners) []string {
 	node, peer := fmt.Sprintf("node%d", p.Node), fmt.Sprintf("node%d", 3-p.Node)
 	tw := &strings.Builder{}
 	w := tabwriter.NewWriter(tw, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "%s %s MAC\t%s\n", node, lab.TeamName, withOwner(s.TeamMAC, owners))
-	fmt.Fprintf(w, "%s's neighbour %s\t%s\n", peer, s.Neighbor.IP, neighborText(s.Neighbor, owners))
+	fmt.Fprintf(w, "%s %s MAC\t%s\n", node, lab.TeamName, owners.MAC(s.TeamMAC))
+	fmt.Fprintf(w, "%s's neighbour %s\t%s\n", peer, s.Neighbor.IP, owners.Neighbor(s.Neighbor))
 	for i, e := range s.FDB {
 		label := ""
 		if i == 0 {
@@ -815,7 +786,7 @@ func snapshotLines(s lab.Snapshot, p lab.PullPlan, owners map[string]string) []s
 		if e.Static {
 			kind = "static"
 		}
-		fmt.Fprintf(w, "%s\t%s → port %s (%s)\n", label, withOwner(e.MAC, owners), e.Port, kind)
+		fmt.Fprintf(w, "%s\t%s → port %s (%s)\n", label, owners.MAC(e.MAC), e.Port, kind)
 	}
 	if len(s.FDB) == 0 {
 		fmt.Fprintf(w, "switch table\tno entry for %s's MACs\n", node)
@@ -918,8 +889,8 @@ func explain(keep, auto demoOutcome) string {
 
 	fmt.Fprintf(&b, "Why c2 lost c1 with MAC policy keep:\n")
 	if k, ok := snapshotAt(keep.Run, keep.Run.Pulled, keep.Run.Restored); ok {
-		fmt.Fprintf(&b, "  - %s's %s kept the MAC %s while the cable was out.\n", node, lab.TeamName, withOwner(k.TeamMAC, keep.Owners))
-		fmt.Fprintf(&b, "  - %s's neighbour entry for %s still said %s,\n", peer, k.Neighbor.IP, neighborText(k.Neighbor, keep.Owners))
+		fmt.Fprintf(&b, "  - %s's %s kept the MAC %s while the cable was out.\n", node, lab.TeamName, keep.Owners.MAC(k.TeamMAC))
+		fmt.Fprintf(&b, "  - %s's neighbour entry for %s still said %s,\n", peer, k.Neighbor.IP, keep.Owners.Neighbor(k.Neighbor))
 		fmt.Fprintf(&b, "    so %s kept sending the tunnel to that MAC.\n", peer)
 		if keep.Owners[k.Neighbor.MAC] == pulled {
 			fmt.Fprintf(&b, "  - The static switch delivers that MAC only to the port of %s, whose cable\n", pulled)
@@ -938,12 +909,12 @@ func explain(keep, auto demoOutcome) string {
 	fmt.Fprintf(&b, "\nWhat auto did differently:\n")
 	before, okB := snapshotAt(auto.Run, time.Time{}, auto.Run.Pulled)
 	after, okA := snapshotAt(auto.Run, auto.Run.Pulled, auto.Run.Restored)
-	nb := neighborText(after.Neighbor, auto.Owners)
+	nb := auto.Owners.Neighbor(after.Neighbor)
 	switch {
 	case !okB || !okA:
 		fmt.Fprintf(&b, "  (no snapshots to compare)\n")
 	case after.TeamMAC != before.TeamMAC && after.Neighbor.MAC == after.TeamMAC:
-		fmt.Fprintf(&b, "  - %s's %s moved from %s to %s\n", node, lab.TeamName, withOwner(before.TeamMAC, auto.Owners), withOwner(after.TeamMAC, auto.Owners))
+		fmt.Fprintf(&b, "  - %s's %s moved from %s to %s\n", node, lab.TeamName, auto.Owners.MAC(before.TeamMAC), auto.Owners.MAC(after.TeamMAC))
 		if e, ok := firstEvent(auto.Run, node, api.EventMACChanged); ok {
 			fmt.Fprintf(&b, "    %s after the pull", millis(e.Time.Sub(auto.Run.Pulled)))
 			if v, ok := firstEvent(auto.Run, node, api.EventVerified); ok {
@@ -954,12 +925,12 @@ func explain(keep, auto demoOutcome) string {
 		fmt.Fprintf(&b, "    and told its peers; %s's neighbour entry followed (%s),\n", peer, nb)
 		fmt.Fprintf(&b, "    and the switch delivers that MAC to a port whose cable is in.\n")
 	case after.TeamMAC != before.TeamMAC:
-		fmt.Fprintf(&b, "  - %s's %s moved from %s to %s,\n", node, lab.TeamName, withOwner(before.TeamMAC, auto.Owners), withOwner(after.TeamMAC, auto.Owners))
+		fmt.Fprintf(&b, "  - %s's %s moved from %s to %s,\n", node, lab.TeamName, auto.Owners.MAC(before.TeamMAC), auto.Owners.MAC(after.TeamMAC))
 		fmt.Fprintf(&b, "    but %s's neighbour entry still said %s.\n", peer, nb)
 	case after.Neighbor.MAC != before.Neighbor.MAC:
 		fmt.Fprintf(&b, "  - %s kept its MAC, and %s's neighbour entry changed to %s.\n", lab.TeamName, peer, nb)
 	default:
-		fmt.Fprintf(&b, "  - Nothing: %s kept %s,\n", lab.TeamName, withOwner(after.TeamMAC, auto.Owners))
+		fmt.Fprintf(&b, "  - Nothing: %s kept %s,\n", lab.TeamName, auto.Owners.MAC(after.TeamMAC))
 		fmt.Fprintf(&b, "    and %s's neighbour entry still said %s.\n", peer, nb)
 	}
 	if auto.Verdict.Happened {
