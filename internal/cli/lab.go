@@ -2,18 +2,14 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -24,9 +20,7 @@ import (
 
 // labDir is where `lab up` keeps the running lab's state file and its
 // daemons' sockets, state and logs.
-var labDir = "/run/nicteam/lab"
-
-const labStateFile = "lab.json"
+var labDir lab.RunDir = "/run/nicteam/lab"
 
 const labUsage = `usage: nicteam lab COMMAND [ARGS]
 
@@ -107,15 +101,6 @@ network thought of node1's MAC, and a verdict. Takes about 15 s.
 `,
 }
 
-// labState is the state file of the lab that `lab up` built.
-type labState struct {
-	Seed    lab.SeedState `json:"seed"`
-	Created time.Time     `json:"created"`
-	// Building says lab up has not finished; UpPID is its process.
-	Building bool `json:"building,omitempty"`
-	UpPID    int  `json:"upPid"`
-}
-
 func (c *command) lab(args []string) error {
 	if len(args) == 0 {
 		return usagef("lab needs a command: up, status, fail, restore, ping, down or demo (see nicteam lab --help)")
@@ -177,183 +162,31 @@ func parseLabUp(args []string) (labUpOptions, error) {
 	return o, nil
 }
 
-// findDaemon returns the nicteamd next to the running program, else the
-// one in $PATH.
-func findDaemon() (string, error) {
-	exe, err := os.Executable()
-	if err == nil {
-		p := filepath.Join(filepath.Dir(exe), "nicteamd")
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath("nicteamd"); err == nil {
-		return filepath.Abs(p)
-	}
-	where := "next to this program"
-	if exe != "" {
-		where = "in " + filepath.Dir(exe)
-	}
-	return "", fmt.Errorf("nicteamd not found %s nor in $PATH: build it with `make build` (or `go build -o bin/ ./cmd/...`) and run bin/nicteam", where)
-}
-
-func needRoot() error {
-	if os.Geteuid() != 0 {
-		return errors.New("the lab needs root (network namespaces, eBPF)")
-	}
-	return nil
-}
-
-func statePath() string { return filepath.Join(labDir, labStateFile) }
-
-// labPrerequisites checks what building a lab needs: root, and a nicteamd
-// binary to run on its nodes, whose path it returns.
-func labPrerequisites() (string, error) {
-	if err := needRoot(); err != nil {
-		return "", err
-	}
-	return findDaemon()
-}
-
 func (c *command) labUp(args []string) error {
 	o, err := parseLabUp(args)
 	if err != nil {
 		return err
 	}
-	daemon, err := labPrerequisites()
+	daemon, err := lab.Prerequisites()
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(labDir, 0o700); err != nil {
-		return err
-	}
-	// O_EXCL: of two lab ups at once, one wins.
-	f, err := os.OpenFile(statePath(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return alreadyUp()
-	}
+	so := lab.SeedOptions{Profile: o.Profile, MACPolicy: o.MACPolicy, IPv6: o.IPv6, Daemon: daemon}
+	st, s, err := labDir.Up(c.ctx, so, func(prefix string) {
+		fmt.Fprintf(c.out, "building lab %s (%s switch, MAC policy %s, %s) ...\n", prefix, o.Profile, policyName(o.MACPolicy), family(o.IPv6))
+	})
 	if err != nil {
 		return err
 	}
-	f.Close()
-	prefix := lab.UniquePrefix("nl")
-	so := lab.SeedOptions{
-		Profile: o.Profile, MACPolicy: o.MACPolicy, IPv6: o.IPv6, Daemon: daemon,
-		StateRoot: filepath.Join(labDir, prefix), Detached: true,
-	}
-	st := labState{Seed: lab.SeedState{Prefix: prefix, Options: so}, Created: time.Now(), Building: true, UpPID: os.Getpid()}
-	// Written before anything is built, so that lab down finds whatever a
-	// killed lab up leaves.
-	if err := writeLabState(st); err != nil {
-		os.Remove(statePath())
-		return err
-	}
-	forget := func() {
-		os.RemoveAll(so.StateRoot)
-		os.Remove(statePath())
-	}
-	fmt.Fprintf(c.out, "building lab %s (%s switch, MAC policy %s, %s) ...\n", prefix, o.Profile, policyName(o.MACPolicy), family(o.IPv6))
-	s, err := lab.NewSeed(prefix, so)
-	if err != nil {
-		forget()
-		return err
-	}
-	if err := c.ctx.Err(); err != nil {
-		s.Close()
-		forget()
-		return err
-	}
-	st.Seed, st.Building = s.State(), false
-	if err := writeLabState(st); err != nil {
-		s.Close()
-		forget()
-		return err
-	}
-	fmt.Fprintf(c.out, "lab %s is up; containers c1 %s and c2 %s reach each other.\n\n", prefix, s.Nodes[0].OverlayIP, s.Nodes[1].OverlayIP)
+	fmt.Fprintf(c.out, "lab %s is up; containers c1 %s and c2 %s reach each other.\n\n", s.Prefix, s.Nodes[0].OverlayIP, s.Nodes[1].OverlayIP)
 	return c.writeLabStatus(st, s)
-}
-
-func alreadyUp() error {
-	st, err := readLabState()
-	if err != nil {
-		return fmt.Errorf("a lab is already up (%s exists); take it down with `nicteam lab down`", statePath())
-	}
-	if st.Building && processRuns(st.UpPID) {
-		return fmt.Errorf("lab %s is being built by pid %d", st.Seed.Prefix, st.UpPID)
-	}
-	if st.Building {
-		return fmt.Errorf("lab %s was left half-built by a lab up that died; clean it up with `nicteam lab down`", st.Seed.Prefix)
-	}
-	return fmt.Errorf("lab %s is already up (since %s); take it down with `nicteam lab down` first", st.Seed.Prefix, st.Created.Format(time.TimeOnly))
-}
-
-func processRuns(pid int) bool {
-	return pid > 0 && syscall.Kill(pid, 0) == nil
-}
-
-func writeLabState(st labState) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := statePath() + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, statePath())
-}
-
-func readLabState() (labState, error) {
-	var st labState
-	b, err := os.ReadFile(statePath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return st, errors.New("no lab is up (start one with `nicteam lab up`)")
-	}
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("read %s: %w", statePath(), err)
-	}
-	return st, nil
-}
-
-// openLab returns the running lab, for the commands after up.
-func openLab() (labState, *lab.Seed, error) {
-	if err := needRoot(); err != nil {
-		return labState{}, nil, err
-	}
-	st, err := readLabState()
-	if err != nil {
-		return st, nil, err
-	}
-	s, err := lab.AttachSeed(st.Seed)
-	if err != nil {
-		return st, nil, err
-	}
-	return st, s, nil
-}
-
-// openRunningLab is openLab for commands that need the lab complete.
-func openRunningLab() (labState, *lab.Seed, error) {
-	st, s, err := openLab()
-	if err != nil {
-		return st, nil, err
-	}
-	if st.Building {
-		return st, nil, alreadyUp()
-	}
-	if m := s.Missing(); len(m) > 0 {
-		return st, nil, fmt.Errorf("lab %s is broken: namespaces %s are gone; take it down with `nicteam lab down`", st.Seed.Prefix, strings.Join(m, ", "))
-	}
-	return st, s, nil
 }
 
 func (c *command) labStatus(args []string) error {
 	if _, err := parse(flag.NewFlagSet("lab status", flag.ContinueOnError), args, 0, 0); err != nil {
 		return err
 	}
-	st, s, err := openRunningLab()
+	st, s, err := labDir.Open()
 	if err != nil {
 		return err
 	}
@@ -374,7 +207,7 @@ func family(ipv6 bool) string {
 	return "IPv4"
 }
 
-func (c *command) writeLabStatus(st labState, s *lab.Seed) error {
+func (c *command) writeLabStatus(st lab.RunState, s *lab.Seed) error {
 	o := st.Seed.Options
 	owners := s.MACOwners()
 	fmt.Fprintf(c.out, "lab %s: %s switch, MAC policy %s, %s, up since %s\n",
@@ -460,7 +293,7 @@ func (c *command) labCable(verb string, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, s, err := openRunningLab()
+	_, s, err := labDir.Open()
 	if err != nil {
 		return err
 	}
@@ -494,7 +327,7 @@ func (c *command) labPing(args []string) error {
 	if *count < 1 || *interval <= 0 {
 		return usagef("--count and --interval must be positive")
 	}
-	_, s, err := openRunningLab()
+	_, s, err := labDir.Open()
 	if err != nil {
 		return err
 	}
@@ -512,24 +345,9 @@ func (c *command) labDown(args []string) error {
 	if _, err := parse(flag.NewFlagSet("lab down", flag.ContinueOnError), args, 0, 0); err != nil {
 		return err
 	}
-	st, s, err := openLab()
+	st, err := labDir.Down()
 	if err != nil {
 		return err
-	}
-	if st.Building && processRuns(st.UpPID) {
-		return fmt.Errorf("lab %s is being built by pid %d; wait for it or stop it first", st.Seed.Prefix, st.UpPID)
-	}
-	cerr := s.Close()
-	if root := st.Seed.Options.StateRoot; root != "" && cerr == nil {
-		if err := os.RemoveAll(root); err != nil {
-			return err
-		}
-	}
-	if err := os.Remove(statePath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if cerr != nil {
-		return fmt.Errorf("lab %s is down, with errors: %w", st.Seed.Prefix, cerr)
 	}
 	fmt.Fprintf(c.out, "lab %s is down\n", st.Seed.Prefix)
 	return nil
@@ -554,7 +372,7 @@ func (c *command) labDemo(args []string) error {
 	if _, err := parse(flag.NewFlagSet("lab demo", flag.ContinueOnError), args, 0, 0); err != nil {
 		return err
 	}
-	daemon, err := labPrerequisites()
+	daemon, err := lab.Prerequisites()
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,7 +133,7 @@ func TestMain(m *testing.M) {
 
 func setLabDir(dir string) (restore func()) {
 	old := labDir
-	labDir = dir
+	labDir = lab.RunDir(dir)
 	return func() { labDir = old }
 }
 
@@ -308,14 +309,14 @@ func TestLabUpDown(t *testing.T) {
 		return out
 	}
 	out := mustRun("lab", "up", "--switch", "static", "--mac-policy", "follow")
-	st, err := readLabState()
+	st, err := labDir.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
 	prefix := st.Seed.Prefix
 	t.Cleanup(func() {
 		// Whatever happened, leave nothing.
-		if _, err := os.Stat(statePath()); err == nil {
+		if _, err := os.Stat(labDir.StatePath()); err == nil {
 			runCLI("lab", "down")
 		}
 		if left, _ := filepath.Glob("/run/netns/" + prefix + "-*"); len(left) > 0 {
@@ -325,7 +326,7 @@ func TestLabUpDown(t *testing.T) {
 			if _, err := os.Stat(n.PinDir); err == nil {
 				t.Errorf("pins left: %s", n.PinDir)
 			}
-			if processRuns(n.DaemonPID) {
+			if syscall.Kill(n.DaemonPID, 0) == nil {
 				if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", n.DaemonPID)); strings.Contains(string(b), n.Socket) {
 					t.Errorf("nicteamd of %s (pid %d) still runs", n.Name, n.DaemonPID)
 				}
@@ -363,7 +364,7 @@ func TestLabUpDown(t *testing.T) {
 	if out = mustRun("lab", "down"); !strings.Contains(out, "lab "+prefix+" is down") {
 		t.Errorf("lab down: %s", out)
 	}
-	if _, err := os.Stat(statePath()); err == nil {
+	if _, err := os.Stat(labDir.StatePath()); err == nil {
 		t.Error("state file left after down")
 	}
 	if _, err := os.Stat(st.Seed.Options.StateRoot); err == nil {
