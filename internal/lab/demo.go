@@ -61,7 +61,7 @@ func RunDemo(ctx context.Context, daemon, dir string, r DemoReporter) ([]DemoOut
 			StateRoot: filepath.Join(dir, fmt.Sprint(i+1)),
 		}, r)
 		if err != nil {
-			return outcomes, err
+			return nil, err
 		}
 		outcomes = append(outcomes, o)
 	}
