@@ -23,8 +23,12 @@ type record struct {
 	// NoLearning records that an auto team found its fabric does not
 	// deliver the team MAC to another port: later failovers follow at once.
 	NoLearning bool `json:"noLearning,omitempty"`
+	// Removing marks a team whose removal has begun: written before the
+	// host is touched, so a daemon killed midway finishes it on start.
+	Removing bool `json:"removing,omitempty"`
 	// Saved holds each member's settings from before it joined, restored
-	// when it leaves.
+	// when it leaves. It is written before the member is changed; an entry
+	// for an interface that is no member any more is a removal half done.
 	Saved map[string]saved `json:"saved"`
 }
 
