@@ -29,6 +29,10 @@ type Team struct {
 	MinLinks               int             `json:"minLinks,omitempty"`
 	FlowletGap             string          `json:"flowletGap,omitempty"`        // Dynamic teams only
 	RebalanceInterval      string          `json:"rebalanceInterval,omitempty"` // Dynamic teams only
+	// Orphaned marks a team NIC or datapath nicteam made that no team
+	// declares (a deleted state file, a daemon killed while creating):
+	// `nicteam rm` removes it.
+	Orphaned bool `json:"orphaned,omitempty"`
 }
 
 // Member is one member as Get-NetLbfoTeamMember shows it.

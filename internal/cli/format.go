@@ -45,6 +45,14 @@ func writeList(w io.Writer, records [][][2]string) {
 func writeTeams(w io.Writer, ts []api.Team) {
 	var recs [][][2]string
 	for _, t := range ts {
+		if t.Orphaned {
+			recs = append(recs, [][2]string{
+				{"Name", t.Name},
+				{"TeamNics", t.TeamNics},
+				{"Status", "Orphaned: made by nicteam, declared by no team; remove with nicteam rm " + t.Name},
+			})
+			continue
+		}
 		r := [][2]string{
 			{"Name", t.Name},
 			{"Members", "{" + strings.Join(t.Members, ", ") + "}"},

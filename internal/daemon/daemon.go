@@ -327,8 +327,10 @@ func (d *Daemon) persister(ctx context.Context) {
 	}
 }
 
-// restore brings back the persisted teams: a team whose datapath is still
-// pinned and attached is adopted as it runs; anything missing is rebuilt.
+// restore brings back the persisted teams: the host is reconciled to each
+// team's intent, adopting a datapath that is still pinned and attached as
+// it runs, building what is missing and finishing a change a killed daemon
+// left half done (a removal is completed).
 func (d *Daemon) restore() error {
 	recs, err := loadState(d.cfg.StateDir)
 	if err != nil {
@@ -337,106 +339,45 @@ func (d *Daemon) restore() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, rec := range recs {
-		t, adopted, err := d.bringUpLocked(rec)
-		if err != nil {
-			// Keep the declaration: a later link event or restart may succeed.
-			d.log.Error("restore team", "team", rec.Spec.Name, "err", err)
-			t = newTeamRT(rec)
-		}
+		t := newTeamRT(rec)
 		d.teams[rec.Spec.Name] = t
 		d.order = append(d.order, rec.Spec.Name)
-		if t.dp != nil {
-			kind := api.EventTeamAdopted
-			if !adopted {
-				kind = api.EventTeamCreated
+		built, err := d.reconcileLocked(t)
+		if rec.Removing {
+			if err != nil {
+				d.log.Error("finish removing team", "team", rec.Spec.Name, "err", err)
+			} else {
+				d.events.add(rec.Spec.Name, api.EventTeamRemoved, "", "removal finished after a restart")
 			}
-			d.events.add(rec.Spec.Name, kind, "", "")
-			d.recomputeLocked(t)
+			continue
 		}
-	}
-	return nil
-}
-
-// bringUpLocked adopts rec's pinned datapath, or builds what is missing.
-func (d *Daemon) bringUpLocked(rec record) (*teamRT, bool, error) {
-	t := newTeamRT(rec)
-	nic, nicErr := host.Get(rec.Spec.Name)
-	dp, err := datapath.Open(d.teamPinDir(rec.Spec.Name))
-	if err == nil {
-		cfg, cerr := dp.Config()
-		table, berr := dp.Buckets()
-		if nicErr == nil && cerr == nil && berr == nil && cfg.TeamIfindex == nic.Index {
-			t.dp, t.index, t.table = dp, nic.Index, team.Table(table)
-			for _, m := range rec.Spec.Members {
-				d.refreshMemberLocked(t, m.Name, true)
-			}
-			t.resumeLACP = holders(t)
-			return t, true, nil
-		}
-		// Pins of an older (or missing) team NIC: buildLocked removes
-		// them and starts over.
-		dp.Close()
-	}
-	if err := d.buildLocked(t); err != nil {
-		return nil, false, err
-	}
-	return t, false, nil
-}
-
-// buildLocked creates t's team NIC and datapath and joins its members. On
-// error it undoes what it did.
-func (d *Daemon) buildLocked(t *teamRT) (err error) {
-	var undo []func()
-	defer func() {
 		if err != nil {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
+			// Keep the declaration: a later link event or restart may
+			// succeed. Members the datapath lacks show as not present.
+			d.log.Error("restore team", "team", rec.Spec.Name, "err", err)
+			if t.dp == nil {
+				continue
 			}
 		}
-	}()
-	mac, err := net.ParseMAC(t.rec.MAC)
-	if err != nil {
-		return fmt.Errorf("team %s: bad MAC %q: %w", t.rec.Spec.Name, t.rec.MAC, err)
-	}
-	name := t.rec.Spec.Name
-	if _, err := host.Get(name); errors.Is(err, os.ErrNotExist) {
-		if err := host.CreateVethPair(name, t.rec.Peer, mac, t.rec.MTU, teamAlias); err != nil {
-			return fmt.Errorf("create team NIC: %w", err)
+		kind := api.EventTeamAdopted
+		if built {
+			kind = api.EventTeamCreated
 		}
-		undo = append(undo, func() { host.Delete(name) })
-		if err := host.SetAlias(t.rec.Peer, peerAlias+" of "+name); err != nil {
-			return err
-		}
-	}
-	nic, err := host.Get(name)
-	if err != nil {
-		return err
-	}
-	t.index = nic.Index
-	// Nothing of ours runs here (adoption failed or the team is new), so
-	// pins in the way are stale: a deleted namespace whose inode number the
-	// kernel has since reused leaves such pins behind.
-	if err := datapath.Remove(d.teamPinDir(name)); err != nil {
-		return fmt.Errorf("team %s: clear stale pins: %w", name, err)
-	}
-	dp, err := datapath.Create(d.teamPinDir(name), datapath.Config{
-		TeamIfindex: nic.Index,
-		TeamMAC:     mac,
-		Hash:        hashOf(t.rec.Spec.Algorithm),
-	})
-	if err != nil {
-		return fmt.Errorf("team %s: %w", name, err)
-	}
-	undo = append(undo, func() { dp.Destroy() })
-	t.dp = dp
-	for _, m := range t.rec.Spec.Members {
-		if err := d.joinLocked(t, m.Name); err != nil {
-			return err
-		}
-		name := m.Name
-		undo = append(undo, func() { d.leaveLocked(t, name) })
+		d.events.add(rec.Spec.Name, kind, "", "")
+		d.settleLocked(t)
 	}
 	return nil
+}
+
+// settleLocked reads the state of members no step touched and derives the
+// team's state from them.
+func (d *Daemon) settleLocked(t *teamRT) {
+	for _, m := range t.rec.Spec.Members {
+		if _, ok := t.links[m.Name]; !ok {
+			d.refreshMemberLocked(t, m.Name, false)
+		}
+	}
+	d.recomputeLocked(t)
 }
 
 // hashOf maps an algorithm onto the datapath's hash. Dynamic hashes on the
@@ -453,11 +394,22 @@ func hashOf(a team.Algorithm) datapath.HashPolicy {
 	return datapath.HashTransportPorts
 }
 
-// joinLocked makes a NIC a working member: it saves what it changes (once,
-// so a rebuild after a restart does not overwrite the originals), sets the
-// NIC up at the team's MTU and attaches the ingress program. Promiscuity
-// and source MAC follow from the MAC rules in recomputeLocked.
+// joinLocked makes a NIC that appeared a working member: its settings are
+// saved into the intent first (once, so a rebuild after a restart does not
+// overwrite the originals), then it is attached.
 func (d *Daemon) joinLocked(t *teamRT, name string) error {
+	if _, ok := t.rec.Saved[name]; !ok {
+		if err := d.captureLocked(t, name); err != nil {
+			return fmt.Errorf("join %s to %s: %w", name, t.rec.Spec.Name, err)
+		}
+	}
+	return d.attachLocked(t, name)
+}
+
+// attachLocked sets a member up at the team's MTU and attaches the ingress
+// program. Promiscuity and source MAC follow from the MAC rules in
+// recomputeLocked. On error the member's saved settings are put back.
+func (d *Daemon) attachLocked(t *teamRT, name string) error {
 	l, err := host.Get(name)
 	if errors.Is(err, os.ErrNotExist) {
 		t.links[name] = team.LinkState{}
@@ -466,14 +418,8 @@ func (d *Daemon) joinLocked(t *teamRT, name string) error {
 	if err != nil {
 		return err
 	}
-	if t.rec.Saved == nil {
-		t.rec.Saved = map[string]saved{}
-	}
-	if _, ok := t.rec.Saved[name]; !ok {
-		t.rec.Saved[name] = saved{Up: l.AdminUp, Promisc: l.Promisc, MTU: l.MTU}
-	}
 	fail := func(err error) error {
-		d.restoreMember(t, name)
+		d.putBackLocked(t, name)
 		return fmt.Errorf("join %s to %s: %w", name, t.rec.Spec.Name, err)
 	}
 	if l.MTU != t.rec.MTU {
@@ -496,18 +442,13 @@ func (d *Daemon) joinLocked(t *teamRT, name string) error {
 	return nil
 }
 
-// leaveLocked detaches a member and restores what joining changed.
-func (d *Daemon) leaveLocked(t *teamRT, name string) {
-	if idx, ok := t.ifindex[name]; ok {
-		if err := t.dp.DetachMember(idx); err != nil {
-			d.log.Warn("detach member", "team", t.rec.Spec.Name, "member", name, "err", err)
-		}
-	}
-	d.restoreMember(t, name)
+// forgetMemberLocked drops the run-time state of a member that leaves:
+// its timers and its ports' announcements, which would contradict those
+// of their new member.
+func (d *Daemon) forgetMemberLocked(t *teamRT, name string) {
 	if tm := t.timers[name]; tm != nil {
 		tm.Stop()
 	}
-	// Its ports' announcements would contradict those of their new member.
 	if stop := t.stopPorts[name]; stop != nil {
 		stop()
 	}
@@ -518,6 +459,17 @@ func (d *Daemon) leaveLocked(t *teamRT, name string) {
 	delete(t.macs, name)
 	delete(t.promisc, name)
 	delete(t.flags, name)
+}
+
+// putBackLocked restores a member's saved settings without dropping them
+// from the intent: it stays a member and joins again later.
+func (d *Daemon) putBackLocked(t *teamRT, name string) {
+	s, ok := t.rec.Saved[name]
+	if !ok {
+		return
+	}
+	d.restoreMember(t, name)
+	t.rec.Saved[name] = s
 }
 
 // restoreMember puts back the NIC settings saved when it joined.

@@ -1,11 +1,10 @@
 package daemon
 
 import (
-	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -89,7 +88,8 @@ func primaryIndex(s *team.Spec) int {
 	return max(0, slices.IndexFunc(s.Members, func(m team.MemberSpec) bool { return m.Mode == team.AdminActive }))
 }
 
-// create builds a new team; on any error the host is as it was.
+// create declares a new team and builds it. The intent is saved first; on
+// any error the host is as it was.
 func (d *Daemon) create(req api.NewTeam) (api.Team, error) {
 	spec, err := parseSpec(req)
 	if err != nil {
@@ -104,62 +104,66 @@ func (d *Daemon) create(req api.NewTeam) (api.Team, error) {
 	if err != nil {
 		return api.Team{}, err
 	}
-	t := newTeamRT(record{Spec: spec, MAC: primary.MAC.String(), Peer: peerName(spec.Name), MTU: primary.MTU})
-	if err := d.buildLocked(t); err != nil {
-		return api.Team{}, err
-	}
+	rec := record{Spec: spec, MAC: primary.MAC.String(), Peer: peerName(spec.Name), MTU: primary.MTU}
+	captureAll(&rec, spec.MemberNames())
+	t := newTeamRT(rec)
 	d.teams[spec.Name] = t
 	d.order = append(d.order, spec.Name)
 	if err := d.persistLocked(); err != nil {
-		d.destroyLocked(t)
-		return api.Team{}, err
+		d.dropLocked(spec.Name)
+		return api.Team{}, fmt.Errorf("create team %s: nothing changed: %w", spec.Name, err)
+	}
+	if _, err := d.reconcileLocked(t); err != nil {
+		if uerr := d.destroyLocked(t); uerr != nil {
+			d.log.Error("undo create", "team", spec.Name, "err", uerr)
+		}
+		return api.Team{}, fmt.Errorf("create team %s: %w", spec.Name, err)
 	}
 	d.events.add(spec.Name, api.EventTeamCreated, "", fmt.Sprintf("members %v, %s, %s", spec.MemberNames(), spec.Mode, spec.Algorithm))
-	d.recomputeLocked(t)
+	d.settleLocked(t)
 	return d.teamViewLocked(t), nil
 }
 
-// destroyLocked removes t from the host and from the daemon's records.
-func (d *Daemon) destroyLocked(t *teamRT) error {
-	name := t.rec.Spec.Name
-	var errs []error
-	d.stopLACPLocked(t)
-	t.stopAnnouncements()
-	if t.dp != nil {
-		for _, m := range t.rec.Spec.Members {
-			d.leaveLocked(t, m.Name)
-		}
-		errs = append(errs, t.dp.Destroy())
-	} else {
-		for _, m := range t.rec.Spec.Members {
-			d.restoreMember(t, m.Name)
-		}
-	}
-	errs = append(errs, host.Delete(name))
-	// Leave no empty directories on the bpffs: they fail only while
-	// another team (or another namespace's daemon) still has pins there.
-	os.Remove(d.pinDir)
-	os.Remove(filepath.Dir(d.pinDir))
+// dropLocked forgets a team whose intent was never saved.
+func (d *Daemon) dropLocked(name string) {
 	delete(d.teams, name)
 	d.order = slices.DeleteFunc(d.order, func(n string) bool { return n == name })
-	return errors.Join(errs...)
+}
+
+// destroyLocked marks t removed in the intent, then takes from the host
+// everything it made and restores its members; a daemon killed midway
+// finishes the removal when it starts again. If the mark cannot be saved
+// nothing changes.
+func (d *Daemon) destroyLocked(t *teamRT) error {
+	t.rec.Removing = true
+	if err := d.persistLocked(); err != nil {
+		t.rec.Removing = false
+		return fmt.Errorf("nothing changed: %w", err)
+	}
+	d.stopLACPLocked(t)
+	t.stopAnnouncements()
+	for m := range t.timers {
+		d.forgetMemberLocked(t, m)
+	}
+	_, err := d.reconcileLocked(t)
+	return err
 }
 
 func (d *Daemon) remove(name string) error {
+	nics, dps, lerr := d.leftovers() // a link dump: not under the lock
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	t, err := d.teamLocked(name)
-	if err != nil {
-		return err
+	t, ok := d.teams[name]
+	if !ok {
+		if lerr != nil {
+			return fmt.Errorf("remove team %s: %w", name, lerr)
+		}
+		return d.removeOrphanLocked(name, d.orphansLocked(nics, dps))
 	}
-	derr := d.destroyLocked(t)
-	if err := d.persistLocked(); err != nil {
-		return err
+	if err := d.destroyLocked(t); err != nil {
+		return fmt.Errorf("remove team %s: %w", name, err)
 	}
 	d.events.add(name, api.EventTeamRemoved, "", "")
-	if derr != nil {
-		return fmt.Errorf("remove team %s: %w", name, derr)
-	}
 	return nil
 }
 
@@ -319,14 +323,23 @@ func (d *Daemon) addMember(teamName string, req api.AddMember) error {
 	if err := team.ValidateMembers(&next, inventory{d}); err != nil {
 		return err
 	}
+	old := t.rec
 	t.rec.Spec = next
-	if err := d.joinLocked(t, req.Name); err != nil {
-		t.rec.Spec.Members = t.rec.Spec.Members[:len(t.rec.Spec.Members)-1]
-		return err
-	}
+	t.rec.Saved = maps.Clone(old.Saved)
+	captureAll(&t.rec, []string{req.Name})
 	if err := d.persistLocked(); err != nil {
-		d.leaveLocked(t, req.Name)
-		t.rec.Spec.Members = t.rec.Spec.Members[:len(t.rec.Spec.Members)-1]
+		t.rec = old
+		return fmt.Errorf("add %s to %s: nothing changed: %w", req.Name, teamName, err)
+	}
+	if _, err := d.reconcileLocked(t); err != nil {
+		// Undo: the member is declared out again, and the plan detaches
+		// and restores what it joined.
+		t.rec.Spec = old.Spec
+		if perr := d.persistLocked(); perr != nil {
+			d.log.Error("undo add member", "team", teamName, "member", req.Name, "err", perr)
+		} else if _, uerr := d.reconcileLocked(t); uerr != nil {
+			d.log.Error("undo add member", "team", teamName, "member", req.Name, "err", uerr)
+		}
 		return err
 	}
 	d.events.add(teamName, api.EventMemberAdded, req.Name, next.Members[len(next.Members)-1].Mode.String())
@@ -352,8 +365,15 @@ func (d *Daemon) removeMember(teamName, member string) error {
 	if !slices.ContainsFunc(next.Members, func(m team.MemberSpec) bool { return m.Mode == team.AdminActive }) {
 		return team.Invalid(fmt.Errorf("removing %q would leave team %q with only a standby member", member, teamName))
 	}
-	// Take it out of the buckets before detaching, so no frame is sent to it.
+	// The intent first: the member's saved settings stay in it until they
+	// are restored, so a restart finishes the removal.
+	old := t.rec.Spec
 	t.rec.Spec = next
+	if err := d.persistLocked(); err != nil {
+		t.rec.Spec = old
+		return fmt.Errorf("remove %s from %s: nothing changed: %w", member, teamName, err)
+	}
+	// Take it out of the buckets before detaching, so no frame is sent to it.
 	delete(t.links, member)
 	if t.macs[member].String() == t.rec.MAC {
 		// The team wore the leaving NIC's MAC: two ports on the wire must
@@ -368,9 +388,8 @@ func (d *Daemon) removeMember(teamName, member string) error {
 		}
 	}
 	d.recomputeLocked(t)
-	d.leaveLocked(t, member)
-	if err := d.persistLocked(); err != nil {
-		return err
+	if _, err := d.reconcileLocked(t); err != nil {
+		return fmt.Errorf("remove %s from %s: %w", member, teamName, err)
 	}
 	d.events.add(teamName, api.EventMemberRemoved, member, "")
 	return nil
@@ -435,13 +454,24 @@ func (d *Daemon) teamViewLocked(t *teamRT) api.Team {
 	return v
 }
 
+// teamViews lists the declared teams, then the orphans: what nicteam made
+// that no team declares, so that it can be seen and removed.
 func (d *Daemon) teamViews(name string) ([]api.Team, error) {
+	nics, dps, lerr := d.leftovers() // a link dump: not under the lock
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []api.Team
 	for _, n := range d.order {
 		if name == "" || n == name {
 			out = append(out, d.teamViewLocked(d.teams[n]))
+		}
+	}
+	if lerr != nil {
+		d.log.Warn("list orphans", "err", lerr)
+	}
+	for _, n := range d.orphansLocked(nics, dps) {
+		if name == "" || n == name {
+			out = append(out, orphanView(n))
 		}
 	}
 	if name != "" && len(out) == 0 {

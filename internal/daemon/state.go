@@ -1,11 +1,15 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/nicteam/nicteam/internal/team"
 )
@@ -23,8 +27,12 @@ type record struct {
 	// NoLearning records that an auto team found its fabric does not
 	// deliver the team MAC to another port: later failovers follow at once.
 	NoLearning bool `json:"noLearning,omitempty"`
+	// Removing marks a team whose removal has begun: written before the
+	// host is touched, so a daemon killed midway finishes it on start.
+	Removing bool `json:"removing,omitempty"`
 	// Saved holds each member's settings from before it joined, restored
-	// when it leaves.
+	// when it leaves. It is written before the member is changed; an entry
+	// for an interface that is no member any more is a removal half done.
 	Saved map[string]saved `json:"saved"`
 }
 
@@ -52,14 +60,60 @@ func loadState(dir string) ([]record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
-	var sf stateFile
-	if err := json.Unmarshal(b, &sf); err != nil {
+	recs, err := decodeState(b)
+	if err != nil {
 		return nil, fmt.Errorf("read state %s: %w", statePath(dir), err)
 	}
+	return recs, nil
+}
+
+// decodeState parses a state file's content and checks that every record
+// is one the daemon could have written: the file is the intent the host is
+// reconciled to, so nothing in it is taken on trust.
+func decodeState(b []byte) ([]record, error) {
+	var sf stateFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sf); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("trailing data after the state")
+	}
 	if sf.Version != stateVersion {
-		return nil, fmt.Errorf("read state %s: version %d, this nicteamd understands %d", statePath(dir), sf.Version, stateVersion)
+		return nil, fmt.Errorf("version %d, this nicteamd understands %d", sf.Version, stateVersion)
+	}
+	for _, rec := range sf.Teams {
+		if err := rec.check(); err != nil {
+			return nil, fmt.Errorf("team %q: %w", rec.Spec.Name, err)
+		}
 	}
 	return sf.Teams, nil
+}
+
+// check refuses a record the daemon would not have written.
+func (r record) check() error {
+	if _, err := net.ParseMAC(r.MAC); err != nil {
+		return fmt.Errorf("MAC %q: %w", r.MAC, err)
+	}
+	if r.Peer != peerName(r.Spec.Name) {
+		return fmt.Errorf("carrier peer %q is not the team's (%s)", r.Peer, peerName(r.Spec.Name))
+	}
+	if r.MTU < 68 || r.MTU > 65535 {
+		return fmt.Errorf("MTU %d: want 68 to 65535", r.MTU)
+	}
+	if err := team.ValidateName(r.Spec.Name); err != nil {
+		return err
+	}
+	if len(r.Spec.Members) == 0 {
+		return errors.New("no members")
+	}
+	for _, m := range slices.Concat(r.Spec.MemberNames(), slices.Collect(maps.Keys(r.Saved))) {
+		if err := team.ValidateName(m); err != nil {
+			return fmt.Errorf("member: %w", err)
+		}
+	}
+	return r.Spec.Supported()
 }
 
 // saveState replaces the state file atomically: a crash leaves either the

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestStateRoundTrip(t *testing.T) {
 			MACPolicy: team.MACFollow,
 			Notify:    team.Notify{Count: 5, Interval: 20 * time.Millisecond},
 		},
-		MAC: "02:00:00:00:00:01", Peer: "ntp12345678", MTU: 1500, Primary: "eth1", NoLearning: true,
+		MAC: "02:00:00:00:00:01", Peer: peerName("Team0"), MTU: 1500, Primary: "eth1", NoLearning: true,
 		Saved: map[string]saved{"eth1": {Up: false, Promisc: true, MTU: 9000}},
 	}}
 	if err := saveState(dir, want); err != nil {
@@ -58,4 +59,50 @@ func TestStateRefusesWhatItCannotRead(t *testing.T) {
 			t.Errorf("%s state: error %v, want one naming the file", name, err)
 		}
 	}
+}
+
+// FuzzDecodeState feeds the state loader arbitrary files: it must refuse
+// or accept without panicking, and what it accepts must survive a save
+// and a load unchanged.
+func FuzzDecodeState(f *testing.F) {
+	rec := record{
+		Spec: team.Spec{Name: "Team0", Members: []team.MemberSpec{{Name: "eth1"}, {Name: "eth2", Mode: team.AdminStandby}}},
+		MAC:  "02:00:00:00:00:01", Peer: peerName("Team0"), MTU: 1500,
+		Saved: map[string]saved{"eth1": {Up: true, MTU: 1500}},
+	}
+	good, err := encodeState([]record{rec})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte(`{"version":1,"teams":[]}`))
+	f.Add([]byte(`{"version":1,"teams":[{"spec":{"name":"..","members":[{"name":"eth1"}]}}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		recs, err := decodeState(b)
+		if err != nil {
+			return
+		}
+		again, err := encodeState(recs)
+		if err != nil {
+			t.Fatalf("accepted state does not encode: %v", err)
+		}
+		back, err := decodeState(again)
+		if err != nil {
+			t.Fatalf("accepted state does not load once saved: %v\n%s", err, again)
+		}
+		if !reflect.DeepEqual(normalize(back), normalize(recs)) {
+			t.Fatalf("round trip changed the state:\n%+v\n%+v", back, recs)
+		}
+	})
+}
+
+// normalize makes an empty Saved map and a missing one the same.
+func normalize(recs []record) []record {
+	out := slices.Clone(recs)
+	for i := range out {
+		if len(out[i].Saved) == 0 {
+			out[i].Saved = nil
+		}
+	}
+	return out
 }
