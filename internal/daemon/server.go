@@ -229,13 +229,12 @@ func (d *Daemon) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if !follow {
 		return
 	}
-	// The stream outlives the server's read and write timeouts: no read
-	// deadline, and a write deadline per event, so a follower that stops
-	// reading is dropped rather than kept forever.
+	// The stream outlives the server's write timeout: each event gets a
+	// write deadline of its own, so a follower that stops reading is
+	// dropped rather than kept forever. (No read deadline holds while a
+	// handler runs: the server clears it to watch for the client leaving.)
 	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Time{})
 	for {
-		rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if rc.Flush() != nil {
 			return
 		}
@@ -243,6 +242,7 @@ func (d *Daemon) serveEvents(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case e := <-next:
+			rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if enc.Encode(e) != nil {
 				return
 			}
