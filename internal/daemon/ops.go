@@ -42,7 +42,7 @@ func (inv inventory) Link(name string) (team.LinkFacts, bool) {
 		// A declared member may be absent and still belong to its team.
 		return f, f.InTeam != ""
 	}
-	f.Name, f.Loopback = l.Name, l.Loopback
+	f.Name, f.Loopback, f.NoMAC = l.Name, l.Loopback, len(l.MAC) != 6
 	// A NIC is a team's by its ifindex too: renamed, it is still theirs.
 	for _, t := range inv.d.teams {
 		if t.index == l.Index {

@@ -257,6 +257,10 @@ func fail(w http.ResponseWriter, err error) {
 		code = http.StatusRequestEntityTooLarge
 	case errors.Is(err, team.ErrInvalid):
 		code = http.StatusBadRequest
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ERANGE):
+		// The kernel refused what the request asked of an interface
+		// (an MTU its driver cannot take, say): the message says what.
+		code = http.StatusBadRequest
 	case errors.Is(err, os.ErrNotExist):
 		code = http.StatusNotFound
 	case errors.Is(err, os.ErrExist):

@@ -39,8 +39,11 @@ type LinkFacts struct {
 	// altname), which the kernel resolves too.
 	Name     string
 	Loopback bool
-	TeamNIC  string // non-empty when the interface is the NIC (or hidden peer) of this team
-	InTeam   string // non-empty when the interface is a member of this team
+	// NoMAC marks an interface without an Ethernet MAC (tun, wireguard,
+	// …): the datapath steers frames by MAC and cannot take it.
+	NoMAC   bool
+	TeamNIC string // non-empty when the interface is the NIC (or hidden peer) of this team
+	InTeam  string // non-empty when the interface is a member of this team
 	// MemberAs is the name InTeam declares the member under: another
 	// than Name once the interface was renamed.
 	MemberAs string
@@ -211,6 +214,8 @@ func (s *Spec) checkHost(inv Inventory) error {
 			return invalid("team %q: member %q is another name of interface %q; give the name %q", s.Name, m.Name, f.Name, f.Name)
 		case f.Loopback:
 			return invalid("team %q: member %q is a loopback interface", s.Name, m.Name)
+		case f.NoMAC:
+			return invalid("team %q: member %q is not an Ethernet interface (it has no MAC address)", s.Name, m.Name)
 		case f.TeamNIC != "":
 			return invalid("team %q: member %q is the interface of team %q; a team cannot be a member", s.Name, m.Name, f.TeamNIC)
 		case f.InTeam != "" && f.MemberAs != "" && f.MemberAs != m.Name:

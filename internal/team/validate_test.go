@@ -112,6 +112,7 @@ func TestOneNICOneTeam(t *testing.T) {
 	inv := fakeInventory{
 		"eth1":   {Name: "eth1"},
 		"eth2":   {Name: "eth2"},
+		"tun0":   {Name: "tun0", NoMAC: true},
 		"alt1":   {Name: "eth1"},                                      // ip link property add dev eth1 altname alt1
 		"moved":  {Name: "moved", InTeam: "Team1", MemberAs: "eth7"},  // eth7 of Team1, renamed
 		"eth8":   {Name: "eth8", InTeam: "Team0", MemberAs: "eth8"},   // already a member
@@ -122,6 +123,7 @@ func TestOneNICOneTeam(t *testing.T) {
 		want    string
 	}{
 		{[]string{"eth1", "eth2"}, ""},
+		{[]string{"eth1", "tun0"}, `"tun0" is not an Ethernet interface`},
 		{[]string{"eth2", "alt1"}, `member "alt1" is another name of interface "eth1"`},
 		{[]string{"eth1", "alt1"}, `another name of interface "eth1"`},
 		{[]string{"eth1", "moved"}, `already in team "Team1" as "eth7"`},

@@ -232,6 +232,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	// Other names of eth1 (in Team0) and eth3, which the kernel resolves too.
 	e.hostRun("ip", "link", "property", "add", "dev", "eth1", "altname", "alt1")
 	e.hostRun("ip", "link", "property", "add", "dev", "eth3", "altname", "a-long-altname-of-eth3")
+	e.hostRun("ip", "tuntap", "add", "dev", "tun0", "mode", "tun")
 
 	links := e.linkNames()
 	snap := e.snapshot("eth1", "eth2", "eth3", "eth4")
@@ -246,6 +247,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{[]string{"member", "add", "Team0", "alt1"}, `another name of interface "eth1"`},
 		{[]string{"new", "Team1", "--members", "a-long-altname-of-eth3"}, "interface names are at most 15"},
 		{[]string{"new", "Team1", "--members", "eth3,eth3"}, "listed twice"},
+		{[]string{"new", "Team1", "--members", "eth3,tun0"}, `"tun0" is not an Ethernet interface`},
 		{[]string{"new", "..", "--members", "eth3"}, `team name ".." is not an interface name`},
 		{[]string{"new", ".", "--members", "eth3"}, `team name "." is not an interface name`},
 		{[]string{"new", "a/b", "--members", "eth3"}, "not allowed in an interface name"},
