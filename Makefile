@@ -29,7 +29,7 @@ test: deps build lint
 	$(GO) test -count=1 -timeout 9m -skip TestQuickSmoke ./...
 	$(GO) test -count=1 -timeout 2m -run TestQuickSmoke ./cmd/nicteam-bench
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 20s ./internal/lacp
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10s ./internal/daemon
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./internal/daemon
 
 # The fast run; as a non-root user every privileged test skips with its reason.
 unit:
