@@ -22,14 +22,16 @@ generate: deps
 # Every test: unit tests and the privileged integration tests in network
 # namespaces with the real daemon and eBPF programs (needs root), with Open
 # vSwitch as a LACP partner; then a one-iteration smoke of make bench, apart
-# so that its floods cannot overlap the timing-sensitive tests; then a
-# bounded fuzz run of the LACPDU decoder and the state file loader.
+# so that its floods cannot overlap the timing-sensitive tests; then
+# bounded fuzz runs of the LACPDU decoder, the API's request decoding and
+# the state file loader.
 test: DEPS = ovs
 test: deps build lint
 	$(GO) test -count=1 -timeout 9m -skip TestQuickSmoke ./...
 	$(GO) test -count=1 -timeout 2m -run TestQuickSmoke ./cmd/nicteam-bench
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 20s ./internal/lacp
-	$(GO) test -run '^$$' -fuzz FuzzDecodeState -fuzztime 10s ./internal/daemon
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./internal/daemon
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeState$$' -fuzztime 10s ./internal/daemon
 
 # The fast run; as a non-root user every privileged test skips with its reason.
 unit:

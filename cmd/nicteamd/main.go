@@ -18,7 +18,7 @@ import (
 func main() {
 	cfg := daemon.Config{}
 	flag.StringVar(&cfg.Socket, "socket", api.DefaultSocket, "API unix socket (root-only)")
-	flag.StringVar(&cfg.StateDir, "state-dir", "/var/lib/nicteam", "where declared teams are persisted")
+	flag.StringVar(&cfg.StateDir, "state-dir", "/var/lib/nicteam", "where declared teams are persisted (root-only: 0700)")
 	flag.StringVar(&cfg.BPFFS, "bpffs", "/sys/fs/bpf", "bpf filesystem for pinned maps and links (mounted if absent)")
 	debug := flag.Bool("debug", false, "log debug messages")
 	flag.Usage = func() {
@@ -27,6 +27,10 @@ func main() {
 nicteamd runs NIC teams: one per host or network namespace. Teams and their
 eBPF datapath outlive it; a restarted nicteamd adopts them without a lost
 packet. Stop it with SIGTERM or SIGINT.
+
+The state directory says which NICs nicteamd takes over: it is created mode
+0700, and one (or a file in it) that another user owns or may write is
+refused at start, with the chmod or chown that fixes it.
 
 `)
 		flag.PrintDefaults()

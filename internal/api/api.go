@@ -12,6 +12,11 @@ import (
 // DefaultSocket is where nicteamd listens unless told otherwise.
 const DefaultSocket = "/run/nicteam/nicteamd.sock"
 
+// MaxRequestBody is the largest request body nicteamd reads; a larger one
+// is answered 413. The largest valid body, a team of 64 members with
+// every setting, is a few KiB.
+const MaxRequestBody = 1 << 20
+
 // Team is one team as Get-NetLbfoTeam shows it, plus what Linux adds.
 type Team struct {
 	Name                   string          `json:"name"`

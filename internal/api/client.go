@@ -103,11 +103,17 @@ func (c *Client) dialErr(err error) error {
 }
 
 func teamPath(name string, rest ...string) string {
-	p := "/v1/teams/" + url.PathEscape(name)
+	p := "/v1/teams/" + pathSegment(name)
 	for _, r := range rest {
-		p += "/" + url.PathEscape(r)
+		p += "/" + pathSegment(r)
 	}
 	return p
+}
+
+// pathSegment escapes s as one segment of a path, dots too: a name "." or
+// ".." would otherwise be cleaned out of the path before it is routed.
+func pathSegment(s string) string {
+	return strings.ReplaceAll(url.PathEscape(s), ".", "%2E")
 }
 
 // Teams lists every team.

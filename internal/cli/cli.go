@@ -25,7 +25,8 @@ Teams:
       [--mac-policy auto|keep|follow] [--notify-count N] [--notify-interval D] [--verify-timeout D]
       [--lacp-timer fast|slow] [--lacp-system-priority N] [--lacp-key N] [--lacp-port-priority N]
       [--min-links N] [--flowlet-gap D] [--rebalance-interval D]
-                        create a team (New-NetLbfoTeam)
+                        create a team (New-NetLbfoTeam): 1 to 64 members, at most one
+                        standby; names are interface names (at most 15 bytes)
   get [NAME]            show teams (Get-NetLbfoTeam)
   set NAME [--mode MODE] [--lb ALG] [--up-delay D] [--mac-policy P] [--notify-… ] [--lacp-… ]
       [--min-links N] [--flowlet-gap D] [--rebalance-interval D]
@@ -66,6 +67,8 @@ MAC policy (when the member whose MAC the team wears fails):
   auto (default) keep the MAC, verify neighbours still reach it, else follow;
   keep           keep the MAC and announce it from the new primary (learning switches);
   follow         take the new primary's own MAC and announce it (any switch).
+Bounds: --up-delay 0-1h, --notify-count 1-100, --notify-interval 1ms-10s,
+  --verify-timeout 100µs-1s, --min-links 0 to the member count.
 Listings take -o json. The socket defaults to $NICTEAM_SOCKET, then
 ` + api.DefaultSocket + `.
 `
@@ -233,7 +236,7 @@ func (c *command) dispatch(verb string, args []string) error {
 
 func (c *command) newTeam(args []string) error {
 	fs := flag.NewFlagSet("new", flag.ContinueOnError)
-	members := fs.String("members", "", "comma-separated member interfaces; the first is the primary")
+	members := fs.String("members", "", "comma-separated member interfaces, at most 64; the first is the primary")
 	standby := fs.String("standby", "", "member to hold in standby")
 	settings := teamFlags(fs)
 	o := output(fs)
@@ -258,7 +261,7 @@ func (c *command) newTeam(args []string) error {
 func teamFlags(fs *flag.FlagSet) func() api.SetTeam {
 	mode := fs.String("mode", "", "teaming mode")
 	lb := fs.String("lb", "", "load-balancing algorithm")
-	upDelay := fs.String("up-delay", "", "wait this long after carrier returns before a member carries traffic")
+	upDelay := fs.String("up-delay", "", "wait this long after carrier returns before a member carries traffic (0-1h)")
 	macPolicy, notify := macFlags(fs)
 	lacpSet := lacpFlags(fs)
 	dyn := dynamicFlags(fs)
@@ -272,9 +275,9 @@ func teamFlags(fs *flag.FlagSet) func() api.SetTeam {
 func macFlags(fs *flag.FlagSet) (*string, *api.Notify) {
 	n := &api.Notify{}
 	policy := fs.String("mac-policy", "", "keep, follow or auto: the team MAC when its member fails")
-	fs.IntVar(&n.NotifyCount, "notify-count", 0, "announcements (GARP/NA/RARP) per change")
-	fs.StringVar(&n.NotifyInterval, "notify-interval", "", "time between announcements")
-	fs.StringVar(&n.VerifyTimeout, "verify-timeout", "", "auto policy: how long neighbours have to answer before the team follows")
+	fs.IntVar(&n.NotifyCount, "notify-count", 0, "announcements (GARP/NA/RARP) per change (1-100)")
+	fs.StringVar(&n.NotifyInterval, "notify-interval", "", "time between announcements (1ms-10s)")
+	fs.StringVar(&n.VerifyTimeout, "verify-timeout", "", "auto policy: how long neighbours have to answer before the team follows (100µs-1s)")
 	return policy, n
 }
 
@@ -287,7 +290,7 @@ func lacpFlags(fs *flag.FlagSet) func() api.LacpSettings {
 	fs.IntVar(&l.LacpKey, "lacp-key", 0, "LACP key (1-65535)")
 	fs.IntVar(&l.LacpPortPriority, "lacp-port-priority", 0, "LACP port priority of every member (1-65535)")
 	// A Func flag tells "not given" (keep as is) from any number given.
-	fs.Func("min-links", "fewest carrying members for the team to be up (`N`; 0: no minimum)", func(v string) error {
+	fs.Func("min-links", "fewest carrying members for the team to be up (`N`, 0 to the member count; 0: no minimum)", func(v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			return fmt.Errorf("want a whole number, got %q", v)

@@ -126,8 +126,8 @@ func New(cfg Config) (*Daemon, error) {
 	if err := datapath.Probe(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
+	if err := prepareStateDir(cfg.StateDir); err != nil {
+		return nil, err
 	}
 	if err := datapath.MountBPFFS(cfg.BPFFS); err != nil {
 		return nil, err

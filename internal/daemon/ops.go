@@ -6,7 +6,7 @@ import (
 	"net"
 	"os"
 	"slices"
-	"time"
+	"strings"
 
 	"github.com/nicteam/nicteam/internal/api"
 	"github.com/nicteam/nicteam/internal/host"
@@ -33,7 +33,7 @@ func (inv inventory) Link(name string) (team.LinkFacts, bool) {
 			f.TeamNIC = t.rec.Spec.Name
 		}
 		if _, ok := t.rec.Spec.Member(name); ok {
-			f.InTeam = t.rec.Spec.Name
+			f.InTeam, f.MemberAs = t.rec.Spec.Name, name
 		}
 	}
 	l, err := host.Get(name)
@@ -41,8 +41,19 @@ func (inv inventory) Link(name string) (team.LinkFacts, bool) {
 		// A declared member may be absent and still belong to its team.
 		return f, f.InTeam != ""
 	}
-	f.Loopback = l.Loopback
-	if l.Alias == teamAlias && f.TeamNIC == "" {
+	f.Name, f.Loopback, f.NoMAC = l.Name, l.Loopback, len(l.MAC) != 6
+	// A NIC is a team's by its ifindex too: renamed, it is still theirs.
+	for _, t := range inv.d.teams {
+		if t.index == l.Index {
+			f.TeamNIC = t.rec.Spec.Name
+		}
+		for m, idx := range t.ifindex {
+			if idx == l.Index {
+				f.InTeam, f.MemberAs = t.rec.Spec.Name, m
+			}
+		}
+	}
+	if f.TeamNIC == "" && (l.Alias == teamAlias || strings.HasPrefix(l.Alias, peerAlias)) {
 		f.TeamNIC = name // another daemon's team in this namespace
 	}
 	return f, true
@@ -54,33 +65,6 @@ func (d *Daemon) teamLocked(name string) (*teamRT, error) {
 		return nil, notFound("no team %q", name)
 	}
 	return t, nil
-}
-
-func parseSpec(req api.NewTeam) (team.Spec, error) {
-	s, err := applySet(team.Spec{Name: req.Name}, req.SetTeam)
-	if err != nil {
-		return s, err
-	}
-	for _, m := range req.Members {
-		s.Members = append(s.Members, team.MemberSpec{Name: m})
-	}
-	if req.Standby != "" {
-		i := slices.IndexFunc(s.Members, func(m team.MemberSpec) bool { return m.Name == req.Standby })
-		if i < 0 {
-			s.Members = append(s.Members, team.MemberSpec{Name: req.Standby})
-			i = len(s.Members) - 1
-		}
-		s.Members[i].Mode = team.AdminStandby
-	}
-	return s, nil
-}
-
-func parseDuration(what, v string) (time.Duration, error) {
-	dl, err := time.ParseDuration(v)
-	if err != nil || dl < 0 {
-		return 0, team.Invalid(fmt.Errorf("%s %q: want a duration like 500ms or 2s", what, v))
-	}
-	return dl, nil
 }
 
 // primaryIndex is the first active member: its MAC becomes the team's.
@@ -178,115 +162,11 @@ func (d *Daemon) set(name string, req api.SetTeam) (api.Team, error) {
 	if next, err = applySet(next, req); err != nil {
 		return api.Team{}, err
 	}
-	if err := next.Supported(); err != nil {
-		return api.Team{}, team.Invalid(err)
-	}
 	if err := d.commitSpecLocked(t, next); err != nil {
 		return api.Team{}, err
 	}
 	d.events.add(name, api.EventTeamChanged, "", fmt.Sprintf("%s, %s, MAC policy %s, up-delay %s, min-links %d", next.Mode, next.Algorithm, next.MACPolicy, next.UpDelay, next.MinLinks))
 	return d.teamViewLocked(t), nil
-}
-
-func applySet(s team.Spec, req api.SetTeam) (team.Spec, error) {
-	var err error
-	if req.Mode != "" {
-		if s.Mode, err = team.ParseMode(req.Mode); err != nil {
-			return s, team.Invalid(err)
-		}
-	}
-	if req.Algorithm != "" {
-		if s.Algorithm, err = team.ParseAlgorithm(req.Algorithm); err != nil {
-			return s, team.Invalid(err)
-		}
-	}
-	if req.UpDelay != "" {
-		if s.UpDelay, err = parseDuration("up-delay", req.UpDelay); err != nil {
-			return s, err
-		}
-	}
-	if req.MACPolicy != "" {
-		if s.MACPolicy, err = team.ParseMACPolicy(req.MACPolicy); err != nil {
-			return s, team.Invalid(err)
-		}
-	}
-	if req.NotifyCount < 0 || req.NotifyCount > 100 {
-		return s, team.Invalid(fmt.Errorf("notify count %d: want 1 to 100", req.NotifyCount))
-	}
-	if req.NotifyCount > 0 {
-		s.Notify.Count = req.NotifyCount
-	}
-	if req.NotifyInterval != "" {
-		if s.Notify.Interval, err = parseDuration("notify interval", req.NotifyInterval); err != nil {
-			return s, err
-		}
-	}
-	if req.VerifyTimeout != "" {
-		if s.Notify.Verify, err = parseDuration("verify timeout", req.VerifyTimeout); err != nil {
-			return s, err
-		}
-	}
-	if s, err = applyDynamic(s, req.DynamicSettings); err != nil {
-		return s, err
-	}
-	return applyLacp(s, req.LacpSettings)
-}
-
-func applyDynamic(s team.Spec, req api.DynamicSettings) (team.Spec, error) {
-	for _, f := range []struct {
-		what     string
-		v        string
-		min, max time.Duration
-		to       *time.Duration
-	}{
-		{"flowlet gap", req.FlowletGap, team.MinFlowletGap, team.MaxFlowletGap, &s.Dynamic.FlowletGap},
-		{"rebalance interval", req.RebalanceInterval, team.MinInterval, team.MaxInterval, &s.Dynamic.Interval},
-	} {
-		if f.v == "" {
-			continue
-		}
-		d, err := parseDuration(f.what, f.v)
-		if err != nil {
-			return s, err
-		}
-		if d < f.min || d > f.max {
-			return s, team.Invalid(fmt.Errorf("%s %s: want %s to %s", f.what, d, f.min, f.max))
-		}
-		*f.to = d
-	}
-	return s, nil
-}
-
-func applyLacp(s team.Spec, req api.LacpSettings) (team.Spec, error) {
-	var err error
-	if req.LacpTimer != "" {
-		if s.Lacp.Timer, err = team.ParseLacpTimer(req.LacpTimer); err != nil {
-			return s, team.Invalid(err)
-		}
-	}
-	for _, f := range []struct {
-		what string
-		v    int
-		to   *uint16
-	}{
-		{"LACP system priority", req.LacpSystemPriority, &s.Lacp.SystemPriority},
-		{"LACP key", req.LacpKey, &s.Lacp.Key},
-		{"LACP port priority", req.LacpPortPriority, &s.Lacp.PortPriority},
-	} {
-		if f.v < 0 || f.v > 65535 {
-			return s, team.Invalid(fmt.Errorf("%s %d: want 1 to 65535", f.what, f.v))
-		}
-		if f.v > 0 {
-			*f.to = uint16(f.v)
-		}
-	}
-	if req.MinLinks != nil {
-		if *req.MinLinks < 0 || *req.MinLinks > 256 {
-			return s, team.Invalid(fmt.Errorf("min-links %d: want 0 to 256", *req.MinLinks))
-		}
-		s.MinLinks = *req.MinLinks
-	}
-	return s, nil
 }
 
 // commitSpecLocked persists a changed spec and applies it; on a failed
@@ -364,6 +244,9 @@ func (d *Daemon) removeMember(teamName, member string) error {
 	}
 	if !slices.ContainsFunc(next.Members, func(m team.MemberSpec) bool { return m.Mode == team.AdminActive }) {
 		return team.Invalid(fmt.Errorf("removing %q would leave team %q with only a standby member", member, teamName))
+	}
+	if err := next.Validate(); err != nil {
+		return err
 	}
 	// The intent first: the member's saved settings stay in it until they
 	// are restored, so a restart finishes the removal.

@@ -1,45 +1,11 @@
 package daemon
 
 import (
-	"errors"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/nicteam/nicteam/internal/api"
 	"github.com/nicteam/nicteam/internal/team"
 )
-
-func TestApplyDynamic(t *testing.T) {
-	cur := team.Spec{Dynamic: team.DynamicSpec{FlowletGap: time.Millisecond, Interval: time.Second}}
-	tests := []struct {
-		req     api.DynamicSettings
-		want    team.DynamicSpec
-		wantErr string
-	}{
-		{req: api.DynamicSettings{}, want: cur.Dynamic},
-		{req: api.DynamicSettings{FlowletGap: "300us"}, want: team.DynamicSpec{FlowletGap: 300 * time.Microsecond, Interval: time.Second}},
-		{req: api.DynamicSettings{RebalanceInterval: "100ms"}, want: team.DynamicSpec{FlowletGap: time.Millisecond, Interval: 100 * time.Millisecond}},
-		{req: api.DynamicSettings{FlowletGap: "10us", RebalanceInterval: "1m"}, want: team.DynamicSpec{FlowletGap: 10 * time.Microsecond, Interval: time.Minute}},
-		{req: api.DynamicSettings{FlowletGap: "9us"}, wantErr: "flowlet gap 9µs: want 10µs to 1s"},
-		{req: api.DynamicSettings{FlowletGap: "0"}, wantErr: "want 10µs to 1s"},
-		{req: api.DynamicSettings{RebalanceInterval: "5ms"}, wantErr: "rebalance interval 5ms: want 10ms to 1m0s"},
-		{req: api.DynamicSettings{RebalanceInterval: "-1s"}, wantErr: "want a duration"},
-		{req: api.DynamicSettings{FlowletGap: "fast"}, wantErr: `flowlet gap "fast": want a duration`},
-	}
-	for _, tt := range tests {
-		got, err := applyDynamic(cur, tt.req)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, team.ErrInvalid) {
-				t.Errorf("%+v: error %v, want one containing %q and invalid", tt.req, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil || got.Dynamic != tt.want {
-			t.Errorf("%+v: %+v, %v; want %+v", tt.req, got.Dynamic, err, tt.want)
-		}
-	}
-}
 
 func TestDynamicDefaults(t *testing.T) {
 	s := team.Spec{Algorithm: team.Dynamic}

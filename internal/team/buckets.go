@@ -3,7 +3,7 @@ package team
 import "sort"
 
 // NumBuckets is the size of the datapath's hash → member table. 256 gives
-// each of up to 32 members several buckets, so load splits finely.
+// each of up to MaxMembers members several buckets, so load splits finely.
 const NumBuckets = 256
 
 // Table maps each bucket to a member ID (the member's ifindex); 0 means no

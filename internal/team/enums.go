@@ -34,6 +34,15 @@ func (e enum) parse(s string) (int, error) {
 	return 0, fmt.Errorf("unknown %s %q (want one of %s)", e.kind, s, strings.Join(e.cli, ", "))
 }
 
+// check refuses a value outside the table: decoding refuses unknown names
+// already, so this guards Go callers that build a value.
+func (e enum) check(v int) error {
+	if v < 0 || v >= len(e.windows) {
+		return fmt.Errorf("%s %d is not supported (want one of %s)", e.kind, v, strings.Join(e.cli, ", "))
+	}
+	return nil
+}
+
 func (e enum) unmarshal(b []byte, v *int) error {
 	p, err := e.parse(string(b))
 	if err == nil {

@@ -1,16 +1,10 @@
 package team
 
 import (
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nicteam/nicteam/internal/lacp"
 )
-
-// MaxNameLen is the longest Linux interface name (IFNAMSIZ - 1); the team
-// NIC carries the team's name, so team names obey it too.
-const MaxNameLen = 15
 
 // Spec is a team as the user declared it. It is what the daemon persists.
 type Spec struct {
@@ -20,7 +14,7 @@ type Spec struct {
 	Algorithm Algorithm    `json:"loadBalancingAlgorithm"`
 	// UpDelay is how long a member that regained carrier waits before it
 	// carries traffic again, so a flapping cable does not move flows back
-	// and forth. Zero rejoins at once.
+	// and forth. Zero rejoins at once; at most MaxUpDelay.
 	UpDelay time.Duration `json:"upDelay,omitempty"`
 	// MACPolicy says what happens to the team MAC when its owner fails.
 	MACPolicy MACPolicy `json:"macPolicy"`
@@ -105,6 +99,21 @@ const (
 	DefaultVerify         = 3 * time.Millisecond
 )
 
+// Bounds of the timing settings (zero takes the default). Each bounds how
+// long the daemon acts on a stale decision: an up-delay holds a healthy
+// member out of the team, announcements keep repeating an old primary's
+// MAC, and an auto team waits out its verify timeout before it follows
+// (traffic the fabric still sends to the failed member is lost meanwhile).
+// Beyond these a value is a typo, not a setting.
+const (
+	MaxUpDelay        = time.Hour
+	MaxNotifyCount    = 100
+	MinNotifyInterval = time.Millisecond
+	MaxNotifyInterval = 10 * time.Second
+	MinVerify         = 100 * time.Microsecond
+	MaxVerify         = time.Second
+)
+
 // WithDefaults fills zero fields with the defaults.
 func (n Notify) WithDefaults() Notify {
 	if n.Count == 0 {
@@ -142,117 +151,4 @@ func (s *Spec) MemberNames() []string {
 		names[i] = m.Name
 	}
 	return names
-}
-
-// Supported refuses a teaming mode outside the known ones. Decoding refuses
-// unknown names already, so this guards Go callers that build a Spec.
-func (s *Spec) Supported() error {
-	if s.Mode < SwitchIndependent || s.Mode > Lacp {
-		return fmt.Errorf("teaming mode %s is not supported", s.Mode)
-	}
-	return nil
-}
-
-// LinkFacts is what validation needs to know about an existing interface.
-type LinkFacts struct {
-	Loopback bool
-	TeamNIC  string // non-empty when the interface is the NIC (or hidden peer) of this team
-	InTeam   string // non-empty when the interface is a member of this team
-}
-
-// Inventory answers questions about the host's interfaces during validation.
-// The daemon backs it with netlink and its own records; tests with a map.
-type Inventory interface {
-	// Link returns facts about an interface; ok is false when it does not exist.
-	Link(name string) (facts LinkFacts, ok bool)
-}
-
-// ErrInvalid matches every validation error (errors.Is), so the API can
-// answer 400; the message itself names only the problem.
-var ErrInvalid = errors.New("invalid")
-
-type invalidError struct{ err error }
-
-func (e invalidError) Error() string        { return e.err.Error() }
-func (e invalidError) Unwrap() error        { return e.err }
-func (e invalidError) Is(target error) bool { return target == ErrInvalid }
-
-// Invalid marks err as bad input.
-func Invalid(err error) error { return invalidError{err} }
-
-func invalid(format string, args ...any) error { return Invalid(fmt.Errorf(format, args...)) }
-
-// ValidateName checks a team name before anything else is looked at.
-func ValidateName(name string) error {
-	switch {
-	case name == "":
-		return invalid("team name is empty")
-	case len(name) > MaxNameLen:
-		return invalid("team name %q is %d characters; interface names are at most %d", name, len(name), MaxNameLen)
-	}
-	for _, r := range name {
-		if r <= ' ' || r == '/' || r == ':' || r > '~' {
-			return invalid("team name %q: character %q is not allowed in an interface name", name, r)
-		}
-	}
-	return nil
-}
-
-// ValidateNew checks a spec for a team that does not exist yet.
-func ValidateNew(s *Spec, inv Inventory) error {
-	if err := ValidateName(s.Name); err != nil {
-		return err
-	}
-	if f, ok := inv.Link(s.Name); ok {
-		if f.TeamNIC != "" {
-			return invalid("team %q already exists", s.Name)
-		}
-		return invalid("team name %q is already the name of an interface", s.Name)
-	}
-	if err := s.Supported(); err != nil {
-		return Invalid(err)
-	}
-	return ValidateMembers(s, inv)
-}
-
-// ValidateMembers checks the member list of s against the host.
-func ValidateMembers(s *Spec, inv Inventory) error {
-	if len(s.Members) == 0 {
-		return invalid("team %q: no members (give at least one with --members)", s.Name)
-	}
-	seen := map[string]bool{}
-	standby := ""
-	active := 0
-	for _, m := range s.Members {
-		if m.Name == "" {
-			return invalid("team %q: empty member name", s.Name)
-		}
-		if seen[m.Name] {
-			return invalid("team %q: member %q listed twice", s.Name, m.Name)
-		}
-		seen[m.Name] = true
-		if m.Mode == AdminStandby {
-			if standby != "" {
-				return invalid("team %q: %q and %q are both standby; a team has at most one standby member", s.Name, standby, m.Name)
-			}
-			standby = m.Name
-		} else {
-			active++
-		}
-		f, ok := inv.Link(m.Name)
-		switch {
-		case !ok:
-			return invalid("team %q: member %q: no such interface", s.Name, m.Name)
-		case f.Loopback:
-			return invalid("team %q: member %q is a loopback interface", s.Name, m.Name)
-		case f.TeamNIC != "":
-			return invalid("team %q: member %q is the interface of team %q; a team cannot be a member", s.Name, m.Name, f.TeamNIC)
-		case f.InTeam != "" && f.InTeam != s.Name:
-			return invalid("team %q: member %q is already in team %q", s.Name, m.Name, f.InTeam)
-		}
-	}
-	if active == 0 {
-		return invalid("team %q: every member is standby; at least one must be active", s.Name)
-	}
-	return nil
 }

@@ -229,15 +229,35 @@ func TestBadInputChangesNothing(t *testing.T) {
 	e.mustCLI("new", "Team0", "--members", "eth1,eth2")
 	e.waitStatus("Team0", "Up")
 	e.hostRun("ip", "link", "add", "spare0", "type", "veth", "peer", "name", "spare1")
+	// Other names of eth1 (in Team0) and eth3, which the kernel resolves too.
+	e.hostRun("ip", "link", "property", "add", "dev", "eth1", "altname", "alt1")
+	e.hostRun("ip", "link", "property", "add", "dev", "eth3", "altname", "a-long-altname-of-eth3")
+	e.hostRun("ip", "tuntap", "add", "dev", "tun0", "mode", "tun")
 
 	links := e.linkNames()
 	snap := e.snapshot("eth1", "eth2", "eth3", "eth4")
 	teams := e.mustCLI("get", "-o", "json")
+	pins := e.pins()
 
 	cases := []struct {
 		args []string
 		want string
 	}{
+		{[]string{"new", "Team1", "--members", "alt1"}, `member "alt1" is another name of interface "eth1"`},
+		{[]string{"member", "add", "Team0", "alt1"}, `another name of interface "eth1"`},
+		{[]string{"new", "Team1", "--members", "a-long-altname-of-eth3"}, "interface names are at most 15"},
+		{[]string{"new", "Team1", "--members", "eth3,eth3"}, "listed twice"},
+		{[]string{"new", "Team1", "--members", "eth3,tun0"}, `"tun0" is not an Ethernet interface`},
+		{[]string{"new", "..", "--members", "eth3"}, `team name ".." is not an interface name`},
+		{[]string{"new", ".", "--members", "eth3"}, `team name "." is not an interface name`},
+		{[]string{"new", "a/b", "--members", "eth3"}, "not allowed in an interface name"},
+		{[]string{"get", ".."}, `no team ".."`},
+		{[]string{"rm", "."}, `no team "."`},
+		{[]string{"new", "Team1", "--members", "eth3", "--verify-timeout", "2000000h"}, "verify timeout 2000000h0m0s: want 100µs to 1s"},
+		{[]string{"new", "Team1", "--members", "eth3", "--up-delay", "1000h"}, "up-delay 1000h0m0s: want 0s to 1h0m0s"},
+		{[]string{"new", "Team1", "--members", "eth3", "--notify-interval", "1h"}, "notify interval 1h0m0s: want 1ms to 10s"},
+		{[]string{"new", "Team1", "--members", "eth3", "--notify-count", "1000"}, "notify count 1000: want 1 to 100"},
+		{[]string{"new", "Team1", "--members", "eth3,eth4", "--min-links", "3"}, "min-links 3: want 0 to 2"},
 		{[]string{"new", "Team1", "--members", "eth3,nosuch"}, `"nosuch": no such interface`},
 		{[]string{"new", "Team1", "--members", "eth3,eth1"}, `already in team "Team0"`},
 		{[]string{"new", "Team1", "--members", "eth3,lo"}, "loopback"},
@@ -252,7 +272,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{[]string{"new", "Team2", "--members", "spare0", "--lb", "bogus"}, "unknown load-balancing algorithm"},
 		{[]string{"new", "Team2", "--members", "spare0", "--mode", "lacp", "--lacp-timer", "bogus"}, "unknown LACP timer"},
 		{[]string{"new", "Team2", "--members", "spare0", "--mode", "lacp", "--lacp-key", "70000"}, "want 1 to 65535"},
-		{[]string{"set", "Team0", "--min-links", "300"}, "want 0 to 256"},
+		{[]string{"set", "Team0", "--min-links", "3"}, "min-links 3: want 0 to 2"},
+		{[]string{"set", "Team0", "--min-links", "-1"}, "min-links -1: want 0 to 2"},
 		{[]string{"set", "Team0", "--lb", "bogus"}, "unknown load-balancing algorithm"},
 		{[]string{"set", "Team0", "--flowlet-gap", "5us"}, "flowlet gap 5µs: want 10µs to 1s"},
 		{[]string{"set", "Team0", "--rebalance-interval", "2m"}, "rebalance interval 2m0s: want 10ms to 1m0s"},
@@ -271,8 +292,38 @@ func TestBadInputChangesNothing(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want an error mentioning %q", c.args, code, errb, c.want)
 		}
 	}
+	// Requests the CLI would not send: each is refused with 4xx, not 500.
+	for _, c := range []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		{"POST", "/v1/teams", `{"name":"Team2","members":["spare0"]} {"name":"Team3"}`, 400, "more than one JSON value"},
+		{"POST", "/v1/teams", `{"name":"Team2","members":["spare0"]}]`, 400, "more than one JSON value"},
+		{"POST", "/v1/teams", `{"name":"Team2","members":["eth1\u0000x"]}`, 400, "not allowed in an interface name"},
+		{"POST", "/v1/teams", `{"name":"Team2","members":["spare0"],"bogus":1}`, 400, `unknown field "bogus"`},
+		{"POST", "/v1/teams", ``, 400, "empty"},
+		{"POST", "/v1/teams/Team0/members", `{"name":"eth1\u0000x"}`, 400, "not allowed in an interface name"},
+		{"POST", "/v1/teams/Team0/members", `{"name":"alt1"}`, 400, "another name of interface"},
+		{"PATCH", "/v1/teams/Team0", `{"minLinks":3}`, 400, "min-links 3"},
+		{"DELETE", "/v1/teams/%2E%2E", ``, 404, `no team ".."`},
+		{"PUT", "/v1/teams/Team0", ``, 405, "method not allowed"},
+		{"GET", "/v2/teams", ``, 404, "no such API endpoint"},
+	} {
+		code, msg := e.raw(c.method, c.path, strings.NewReader(c.body))
+		if code != c.code || !strings.Contains(msg, c.want) {
+			t.Errorf("%s %s %s: %d %q; want %d mentioning %q", c.method, c.path, c.body, code, msg, c.code, c.want)
+		}
+	}
+	// min-links binds member removal too.
+	e.mustCLI("set", "Team0", "--min-links", "2")
+	_, errb, code := e.cli("member", "remove", "Team0", "eth2")
+	if code == 0 || !strings.Contains(errb, "min-links 2: want 0 to 1") {
+		t.Errorf("removing a member below min-links: exit %d %q", code, errb)
+	}
+	e.mustCLI("set", "Team0", "--min-links", "0")
 	// More than one standby, and removing the last member.
-	_, errb, code := e.cli("member", "add", "Team0", "eth3", "--standby")
+	_, errb, code = e.cli("member", "add", "Team0", "eth3", "--standby")
 	if code == 0 || !strings.Contains(errb, `already in team "Team1"`) {
 		t.Errorf("member add of a member of another team: %q", errb)
 	}
@@ -298,6 +349,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	if got := e.mustCLI("get", "-o", "json"); got != teams {
 		t.Errorf("teams changed:\n before %s\n after  %s", teams, got)
+	}
+	if got := e.pins(); fmt.Sprint(got) != fmt.Sprint(pins) {
+		t.Errorf("pins changed:\n before %v\n after  %v", pins, got)
 	}
 
 	// The daemon itself: a second one on the same socket is refused, and a
