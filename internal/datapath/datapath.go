@@ -431,12 +431,8 @@ func (t *Team) undoMember(ifindex int, isNew bool, err error) error {
 }
 
 func linkAlive(l link.Link, ifindex int) bool {
-	info, err := l.Info()
-	if err != nil {
-		return false
-	}
-	tcx := info.TCX()
-	return tcx != nil && int(tcx.Ifindex) == ifindex
+	got, ok := tcxIfindex(l)
+	return ok && got == ifindex
 }
 
 // SetMemberFlags replaces the flags of an attached member.

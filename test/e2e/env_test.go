@@ -55,6 +55,7 @@ type env struct {
 	b      *lab.Basic
 	socket string
 	state  string
+	pinDir string // where the daemon pins its teams
 	daemon *lab.Proc
 }
 
@@ -79,8 +80,11 @@ func newEnv(t *testing.T, nics int) *env {
 func newHostEnv(t *testing.T, l *lab.Lab, h *lab.Host) *env {
 	dir := t.TempDir()
 	e := &env{t: t, b: &lab.Basic{Lab: l, Host: h}, socket: filepath.Join(dir, "nicteamd.sock"), state: filepath.Join(dir, "state")}
+	var err error
+	if e.pinDir, err = h.PinDir(); err != nil {
+		t.Fatal(err)
+	}
 	e.startDaemon()
-	ino := e.nsInode()
 	t.Cleanup(func() {
 		if ts, err := e.client().Teams(context.Background()); err == nil {
 			for _, tm := range ts {
@@ -91,19 +95,9 @@ func newHostEnv(t *testing.T, l *lab.Lab, h *lab.Host) *env {
 		if t.Failed() {
 			t.Logf("nicteamd on %s log:\n%s", h.Name, e.daemon.Output())
 		}
-		if ino != "" {
-			os.RemoveAll(filepath.Join("/sys/fs/bpf/nicteam", ino))
-		}
+		os.RemoveAll(e.pinDir)
 	})
 	return e
-}
-
-func (e *env) nsInode() string {
-	out, err := e.b.Host.Run("stat", "-L", "-c", "%i", "/proc/self/ns/net")
-	if err != nil {
-		return ""
-	}
-	return "ns" + strings.TrimSpace(out)
 }
 
 func (e *env) startDaemon() {

@@ -71,9 +71,8 @@ func (e *env) linkNames() []string {
 }
 
 func (e *env) pins() []string {
-	dir := filepath.Join("/sys/fs/bpf/nicteam", e.nsInode())
 	var found []string
-	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+	filepath.Walk(e.pinDir, func(p string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() {
 			found = append(found, p)
 		}
