@@ -57,6 +57,8 @@ type env struct {
 	state  string
 	pinDir string // where the daemon pins its teams
 	daemon *lab.Proc
+	// daemonEnv is added to the daemon's environment ("KEY=value").
+	daemonEnv []string
 }
 
 // newEnv builds a switch, a host with nics NICs and a peer, and starts
@@ -102,7 +104,7 @@ func newHostEnv(t *testing.T, l *lab.Lab, h *lab.Host) *env {
 
 func (e *env) startDaemon() {
 	e.t.Helper()
-	p, err := e.b.Host.Start(filepath.Join(bin, "nicteamd"), "--socket", e.socket, "--state-dir", e.state)
+	p, err := e.b.Host.StartEnv(e.daemonEnv, filepath.Join(bin, "nicteamd"), "--socket", e.socket, "--state-dir", e.state)
 	if err != nil {
 		e.t.Fatalf("start nicteamd: %v", err)
 	}
