@@ -214,3 +214,19 @@ func (e *env) ping(dst string, count int, interval time.Duration, extra ...strin
 	}
 	return r
 }
+
+// pingInBackground sends count pings every interval from the host to dst
+// and sends "received/transmitted", or the error, on the channel returned
+// when they are done.
+func (e *env) pingInBackground(dst string, interval time.Duration, count int) <-chan string {
+	result := make(chan string, 1)
+	go func() {
+		res, err := e.b.Host.PingFlood(context.Background(), dst, interval, count)
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		result <- fmt.Sprintf("%d/%d", res.Received, res.Transmitted)
+	}()
+	return result
+}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,15 +38,7 @@ func TestUpgradeFromInodePinsLosesNoPing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	result := make(chan string, 1)
-	go func() {
-		res, err := e.b.Host.PingFlood(context.Background(), "10.77.0.2", time.Millisecond, 2000)
-		if err != nil {
-			result <- err.Error()
-			return
-		}
-		result <- fmt.Sprintf("%d/%d", res.Received, res.Transmitted)
-	}()
+	result := e.pingInBackground("10.77.0.2", time.Millisecond, 2000)
 	time.Sleep(500 * time.Millisecond)
 	e.startDaemon()
 	if got := <-result; got != "2000/2000" {
