@@ -107,7 +107,7 @@ func (e *env) setUp(ctx context.Context, nics int, finish func(*env, context.Con
 	if e.lab, err = lab.NewBasic(lab.UniquePrefix("nb"), nics); err != nil {
 		return err
 	}
-	if e.pins, err = e.lab.Host.FreshPinDir(); err != nil {
+	if e.pins, err = e.lab.Host.PinDir(); err != nil {
 		return err
 	}
 	if e.sw, err = e.lab.Switch.Handle(); err != nil {

@@ -132,17 +132,15 @@ func New(cfg Config) (*Daemon, error) {
 	if err := datapath.MountBPFFS(cfg.BPFFS); err != nil {
 		return nil, err
 	}
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
-		return nil, fmt.Errorf("identify network namespace: %w", err)
+	pins, err := pinDir(cfg.BPFFS, cfg.Log)
+	if err != nil {
+		return nil, err
 	}
 	d := &Daemon{
 		cfg:    cfg,
 		log:    cfg.Log,
 		events: newEventLog(4096),
-		// Daemons in different namespaces share one bpffs and may each have
-		// a Team0: the namespace's inode keeps their pins apart.
-		pinDir: filepath.Join(cfg.BPFFS, "nicteam", fmt.Sprintf("ns%d", st.Ino)),
+		pinDir: pins,
 		teams:  map[string]*teamRT{},
 		dirty:  make(chan struct{}, 1),
 	}

@@ -35,6 +35,25 @@ func attachedLinks(t *testing.T, ns netns.NsHandle, ifindex int, attach ebpf.Att
 	return ids
 }
 
+// waitLinkGone waits for the kernel to free link id, which it does once no
+// pin and no file descriptor holds it (in a work item, so not at once).
+func waitLinkGone(t *testing.T, id link.ID) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		l, err := link.NewFromID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if err == nil {
+			_ = l.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("link %d still exists (%v): something holds it open", id, err)
+			return
+		}
+	}
+}
+
 func linkID(t *testing.T, l link.Link) link.ID {
 	t.Helper()
 	info, err := l.Info()
@@ -152,6 +171,8 @@ func TestCreateOpenDestroy(t *testing.T) {
 	if _, err := os.Stat(memberPin(dir, m2.Attrs().Index)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("m2 pin after DetachMember: %v", err)
 	}
+	// Closed, not only detached: a link held open lives on in the kernel.
+	waitLinkGone(t, memberIDs[m2.Attrs().Index])
 	stats, err := tm.MemberStats()
 	if _, ok := stats[m2.Attrs().Index]; err != nil || ok || len(stats) != 1 {
 		t.Errorf("MemberStats() after DetachMember = %v, %v; want m1 only", stats, err)
@@ -163,6 +184,8 @@ func TestCreateOpenDestroy(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pin dir after Destroy: %v", err)
 	}
+	waitLinkGone(t, egressID)
+	waitLinkGone(t, memberIDs[m1.Attrs().Index])
 	for ifindex, attach := range map[int]ebpf.AttachType{cfg.TeamIfindex: ebpf.AttachTCXEgress, m1.Attrs().Index: ebpf.AttachTCXIngress} {
 		if got := attachedLinks(t, ns, ifindex, attach); len(got) != 0 {
 			t.Errorf("%s links on %d after Destroy: %v", attach, ifindex, got)

@@ -407,7 +407,6 @@ func (t *Team) AttachMember(ifindex int, mac net.HardwareAddr) error {
 		// old link is defunct and must not hide a missing attachment.
 		delete(t.members, ifindex)
 		_ = detach(l, memberPin(t.dir, ifindex))
-		_ = l.Close()
 	}
 	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: t.ingress, Attach: ebpf.AttachTCXIngress})
 	if err != nil {
@@ -432,12 +431,8 @@ func (t *Team) undoMember(ifindex int, isNew bool, err error) error {
 }
 
 func linkAlive(l link.Link, ifindex int) bool {
-	info, err := l.Info()
-	if err != nil {
-		return false
-	}
-	tcx := info.TCX()
-	return tcx != nil && int(tcx.Ifindex) == ifindex
+	got, ok := tcxIfindex(l)
+	return ok && got == ifindex
 }
 
 // SetMemberFlags replaces the flags of an attached member.
@@ -459,8 +454,8 @@ func (t *Team) SetMemberFlags(ifindex int, flags MemberFlags) error {
 	return nil
 }
 
-// DetachMember detaches and unpins the member's ingress link and deletes its
-// map entries (MAC, flags, counters). A member not attached is a no-op. Take
+// DetachMember detaches, unpins and closes the member's ingress link and
+// deletes its map entries (MAC, flags, counters). A member not attached is a no-op. Take
 // the member out of the bucket table first: egress does not need the link
 // and keeps sending to whatever the buckets name.
 func (t *Team) DetachMember(ifindex int) error {
@@ -765,6 +760,7 @@ func (t *Team) Destroy() error {
 			errs = append(errs, fmt.Errorf("egress: %w", err))
 		}
 	}
+	// Links detach left open (it failed) are closed here with the rest.
 	t.close()
 	if err := Remove(t.dir); err != nil {
 		errs = append(errs, err)
@@ -808,8 +804,9 @@ func removePins(dir string) error {
 		if err == nil {
 			// Detach explicitly: another process may still hold the
 			// link open, and then unpinning alone would keep it attached.
-			err = detach(l, pin)
-			_ = l.Close()
+			if err = detach(l, pin); err != nil {
+				_ = l.Close()
+			}
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -827,14 +824,20 @@ func removePins(dir string) error {
 	return errors.Join(errs...)
 }
 
-// detach unpins l and detaches it from its hook. A link whose interface is
-// gone is already detached by the kernel.
+// detach unpins l, detaches it from its hook and closes it; on error l
+// stays open. A link whose interface is gone is already detached by the
+// kernel. The close is what frees it: a detached link lives on in the
+// kernel, defunct, for as long as a file descriptor holds it, and the
+// garbage collector may close a forgotten one much later or never.
 func detach(l link.Link, pin string) error {
 	if err := os.Remove(pin); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("unpin %s: %w", pin, err)
 	}
 	if err := l.Detach(); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("detach %s: %w", pin, err)
+	}
+	if err := l.Close(); err != nil {
+		return fmt.Errorf("close link %s: %w", pin, err)
 	}
 	return nil
 }

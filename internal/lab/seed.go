@@ -12,10 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/nicteam/nicteam/internal/api"
+	"github.com/nicteam/nicteam/internal/datapath"
 	"github.com/nicteam/nicteam/internal/team"
 )
 
@@ -35,9 +35,8 @@ const (
 // teamed, the first being the primary.
 var SeedNICs = []string{"eth1", "eth2"}
 
-// pinRoot is where nicteamd pins its objects, one directory per network
-// namespace (ns<inode>), when it runs with the default --bpffs.
-const pinRoot = "/sys/fs/bpf/nicteam"
+// bpffsRoot is nicteamd's default --bpffs.
+const bpffsRoot = "/sys/fs/bpf"
 
 // Timeouts of NewSeed's waits.
 const (
@@ -218,7 +217,7 @@ func (s *Seed) build() error {
 		if n.Host, err = s.AddHost(n.Name); err != nil {
 			return err
 		}
-		if n.PinDir, err = n.Host.FreshPinDir(); err != nil {
+		if n.PinDir, err = n.Host.PinDir(); err != nil {
 			return err
 		}
 		if n.Container, err = s.AddHost(fmt.Sprintf("c%d", i+1)); err != nil {
@@ -259,29 +258,16 @@ func (s *Seed) build() error {
 }
 
 // PinDir returns the directory a nicteamd with the default --bpffs pins to
-// in h's namespace.
+// in h's namespace. It is keyed on the namespace's cookie, which no other
+// namespace ever has, so a fresh namespace finds nothing pinned there.
 func (h *Host) PinDir() (string, error) {
-	fi, err := os.Stat(nsPath(h.NS))
+	var dir string
+	err := h.Do(func() (err error) {
+		dir, err = datapath.NamespaceDir(bpffsRoot)
+		return err
+	})
 	if err != nil {
-		return "", fmt.Errorf("stat netns %s: %w", h.NS, err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return "", fmt.Errorf("stat netns %s: no inode", h.NS)
-	}
-	return filepath.Join(pinRoot, "ns"+strconv.FormatUint(st.Ino, 10)), nil
-}
-
-// FreshPinDir returns PinDir after removing what is pinned there. Namespace
-// inodes are reused: the namespace is new, so those pins were left by a
-// dead one and would make the daemon refuse to create a team.
-func (h *Host) FreshPinDir() (string, error) {
-	dir, err := h.PinDir()
-	if err != nil {
-		return "", err
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return "", fmt.Errorf("remove stale pins: %w", err)
+		return "", fmt.Errorf("pin directory of %s: %w", h.Name, err)
 	}
 	return dir, nil
 }

@@ -55,7 +55,10 @@ type env struct {
 	b      *lab.Basic
 	socket string
 	state  string
+	pinDir string // where the daemon pins its teams
 	daemon *lab.Proc
+	// daemonEnv is added to the daemon's environment ("KEY=value").
+	daemonEnv []string
 }
 
 // newEnv builds a switch, a host with nics NICs and a peer, and starts
@@ -79,8 +82,11 @@ func newEnv(t *testing.T, nics int) *env {
 func newHostEnv(t *testing.T, l *lab.Lab, h *lab.Host) *env {
 	dir := t.TempDir()
 	e := &env{t: t, b: &lab.Basic{Lab: l, Host: h}, socket: filepath.Join(dir, "nicteamd.sock"), state: filepath.Join(dir, "state")}
+	var err error
+	if e.pinDir, err = h.PinDir(); err != nil {
+		t.Fatal(err)
+	}
 	e.startDaemon()
-	ino := e.nsInode()
 	t.Cleanup(func() {
 		if ts, err := e.client().Teams(context.Background()); err == nil {
 			for _, tm := range ts {
@@ -91,24 +97,14 @@ func newHostEnv(t *testing.T, l *lab.Lab, h *lab.Host) *env {
 		if t.Failed() {
 			t.Logf("nicteamd on %s log:\n%s", h.Name, e.daemon.Output())
 		}
-		if ino != "" {
-			os.RemoveAll(filepath.Join("/sys/fs/bpf/nicteam", ino))
-		}
+		os.RemoveAll(e.pinDir)
 	})
 	return e
 }
 
-func (e *env) nsInode() string {
-	out, err := e.b.Host.Run("stat", "-L", "-c", "%i", "/proc/self/ns/net")
-	if err != nil {
-		return ""
-	}
-	return "ns" + strings.TrimSpace(out)
-}
-
 func (e *env) startDaemon() {
 	e.t.Helper()
-	p, err := e.b.Host.Start(filepath.Join(bin, "nicteamd"), "--socket", e.socket, "--state-dir", e.state)
+	p, err := e.b.Host.StartEnv(e.daemonEnv, filepath.Join(bin, "nicteamd"), "--socket", e.socket, "--state-dir", e.state)
 	if err != nil {
 		e.t.Fatalf("start nicteamd: %v", err)
 	}
@@ -217,4 +213,20 @@ func (e *env) ping(dst string, count int, interval time.Duration, extra ...strin
 		e.t.Fatalf("ping %s: %v", dst, err)
 	}
 	return r
+}
+
+// pingInBackground sends count pings every interval from the host to dst
+// and sends "received/transmitted", or the error, on the channel returned
+// when they are done.
+func (e *env) pingInBackground(dst string, interval time.Duration, count int) <-chan string {
+	result := make(chan string, 1)
+	go func() {
+		res, err := e.b.Host.PingFlood(context.Background(), dst, interval, count)
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		result <- fmt.Sprintf("%d/%d", res.Received, res.Transmitted)
+	}()
+	return result
 }

@@ -71,9 +71,8 @@ func (e *env) linkNames() []string {
 }
 
 func (e *env) pins() []string {
-	dir := filepath.Join("/sys/fs/bpf/nicteam", e.nsInode())
 	var found []string
-	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+	filepath.Walk(e.pinDir, func(p string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() {
 			found = append(found, p)
 		}
@@ -388,15 +387,7 @@ func TestDaemonRestartLosesNoPing(t *testing.T) {
 	before := e.mustCLI("get", "Team0", "-o", "json")
 	membersBefore := e.mustCLI("members", "Team0", "-o", "json")
 
-	result := make(chan string, 1)
-	go func() {
-		res, err := e.b.Host.PingFlood(context.Background(), "10.77.0.2", time.Millisecond, 3000)
-		if err != nil {
-			result <- err.Error()
-			return
-		}
-		result <- fmt.Sprintf("%d/%d", res.Received, res.Transmitted)
-	}()
+	result := e.pingInBackground("10.77.0.2", time.Millisecond, 3000)
 	time.Sleep(time.Second)
 	if err := e.daemon.Kill(); err != nil {
 		t.Fatal(err)
