@@ -27,7 +27,7 @@ generate: deps
 test: DEPS = ovs
 test: deps build lint
 	$(GO) test -count=1 -timeout 9m -skip TestQuickSmoke ./...
-	$(GO) test -count=1 -timeout 2m -run TestQuickSmoke ./cmd/nicteam-bench
+	$(GO) test -count=1 -timeout 2m -run TestQuickSmoke ./internal/bench
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 20s ./internal/lacp
 
 # The fast run; as a non-root user every privileged test skips with its reason.
