@@ -32,6 +32,10 @@ vSwitch userspace bond on the same switch. Its sections (-only picks some):
               member's cable is pulled: team and OVS bond, alternated
   control     creating and removing teams of 2, 8 and 32 members; the
               daemon's memory and CPU idle and while rebalancing
+  contention  the daemon's reaction to a pulled cable, idle and while 8
+              clients at nice 19 list adapters, teams, members and stats
+              in a loop, on a host with 1000 interfaces (in a lab of its
+              own; needs curl)
   balance     how much of their members' rate teams of 2 and 4 members,
               each held to a rate by a token bucket, give 2 to 8 TCP flows
               under TransportPorts and Dynamic, and the reordering (in a

@@ -636,6 +636,12 @@ func TestQuickSmoke(t *testing.T) {
 		b.Cases[0].TransportPorts.Ratio <= 0 || b.Runs[0].Segments == 0 {
 		t.Errorf("balance: %+v, want one case with a positive run of each algorithm", b)
 	}
+	if c := res.Contention; c == nil || len(c.Loads) != 2 || len(c.Loads[0].Pulls) != 1 || len(c.Loads[1].Pulls) != 1 ||
+		c.Loads[0].MedianUs <= 0 || c.Loads[1].MedianUs <= 0 || c.Ratio <= 0 {
+		t.Errorf("contention: %+v, want one pull with a reaction per load", c)
+	} else if left := leftovers(c.Lab.Prefix, c.Lab.Pins); c.Lab.Prefix == "" || len(left) > 0 {
+		t.Errorf("contention lab %+v: left behind %v", c.Lab, left)
+	}
 	if res.Throughput == nil || res.PPS == nil || res.Failover == nil || res.Control == nil {
 		t.Fatalf("a section is missing: %+v", res)
 	}
@@ -687,7 +693,7 @@ func TestQuickSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Quick mode", "## TCP throughput", "## Small packets", "## Failover outage",
-		"## Control plane", "## Load balancing", res.Throughput.Plot, res.Failover.Plot, res.Machine.Kernel} {
+		"## Control plane", "## Failover while the API is hammered", "## Load balancing", res.Throughput.Plot, res.Failover.Plot, res.Machine.Kernel} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -20,6 +20,7 @@ type Results struct {
 	PPS        *PPS        `json:"pps,omitempty"`
 	Failover   *Failover   `json:"failover,omitempty"`
 	Control    *Control    `json:"control,omitempty"`
+	Contention *Contention `json:"contention,omitempty"`
 	Balance    *Balance    `json:"balance,omitempty"`
 }
 

@@ -40,7 +40,8 @@ func (s section) run(log io.Writer, measure func() error) error {
 // under 5 minutes with the setup; balance, in a lab of its own, about 2
 // minutes more (3 runs per case and algorithm, 12 cases of 2 s after 1 s
 // of warm-up), which leaves room under the 10 minutes make bench may take.
-// -quick takes about 30 s.
+// contention, in a lab of its own, about 30 s more (20 pulls under each
+// load). -quick takes about 30 s.
 var sections = []section{
 	{name: "throughput", ovs: true, measure: func(ctx context.Context, e *env, cfg Config, res *Results) (err error) {
 		res.Throughput, err = measureThroughput(ctx, e, cfg)
@@ -56,6 +57,10 @@ var sections = []section{
 	}},
 	{name: "control", measure: func(ctx context.Context, e *env, cfg Config, res *Results) (err error) {
 		res.Control, err = measureControl(ctx, e, cfg)
+		return err
+	}},
+	{name: "contention", ownLab: func(ctx context.Context, cfg Config, bin string, log io.Writer, res *Results) (err error) {
+		res.Contention, err = measureContention(ctx, cfg, bin, log)
 		return err
 	}},
 	{name: "balance", ownLab: func(ctx context.Context, cfg Config, bin string, log io.Writer, res *Results) (err error) {
