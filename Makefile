@@ -28,7 +28,7 @@ generate: deps
 test: DEPS = ovs
 test: deps build lint
 	$(GO) test -count=1 -timeout 9m -skip TestQuickSmoke ./...
-	$(GO) test -count=1 -timeout 2m -run TestQuickSmoke ./cmd/nicteam-bench
+	$(GO) test -count=1 -timeout 2m -run TestQuickSmoke ./internal/bench
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 20s ./internal/lacp
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./internal/daemon
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeState$$' -fuzztime 10s ./internal/daemon

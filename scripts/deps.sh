@@ -18,6 +18,7 @@ want tc iproute2
 want nstat iproute2
 want sysctl procps
 want tcpdump tcpdump
+want curl curl
 for extra in "$@"; do
 	case "$extra" in
 	ovs) want ovs-vswitchd openvswitch-switch ;;

@@ -59,6 +59,14 @@ type Daemon struct {
 
 	saveMu   sync.Mutex // orders writes of the state file; taken after mu, never before
 	savedSeq uint64     // guarded by saveMu; the newest snapshot written
+
+	// facts are ethtool's answers for listings, forgotten on each link
+	// event; it has a lock of its own, never held with mu.
+	facts host.FactsCache
+	// listing lets one listing of the host's interfaces run at a time:
+	// however many clients ask, their work keeps at most one core from
+	// the link events. Never held with mu.
+	listing sync.Mutex
 }
 
 // teamRT is one team at run time. Every field is guarded by Daemon.mu.
@@ -513,6 +521,7 @@ func (d *Daemon) refreshMemberLocked(t *teamRT, name string, adopt bool) {
 
 // linkChanged handles one netlink notification.
 func (d *Daemon) linkChanged(l host.Link) {
+	d.facts.Forget(l.Index)
 	// Most notifications are about interfaces no team holds (containers'
 	// veths, the team NICs themselves): they cost no syscall.
 	if !d.isMember(l.Name) {

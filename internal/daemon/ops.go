@@ -388,31 +388,42 @@ func (d *Daemon) memberViews(name string) ([]api.Member, error) {
 }
 
 // adapters lists interfaces as Get-NetAdapter does, leaving out loopback
-// and the hidden carrier peers.
+// and the hidden carrier peers. What it asks the kernel (a dump of every
+// link; ethtool, once per interface until its link changes) it asks
+// without d.mu, which a carrier event needs to fail a member over: the
+// lock is held only to copy the team NICs' speeds. A name asked for twice
+// is listed once, so the work is bounded by the host's interfaces, not by
+// the request. One listing runs at a time (d.listing).
 func (d *Daemon) adapters(names []string) ([]api.Adapter, error) {
+	d.listing.Lock()
+	defer d.listing.Unlock()
 	links, err := host.List()
 	if err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	byName := map[string]host.Link{}
 	var order []string
 	for _, l := range links {
-		if l.Loopback || (len(l.Alias) >= len(peerAlias) && l.Alias[:len(peerAlias)] == peerAlias) {
+		if l.Loopback || strings.HasPrefix(l.Alias, peerAlias) {
 			continue
 		}
 		byName[l.Name] = l
 		order = append(order, l.Name)
 	}
 	if len(names) > 0 {
+		order = order[:0]
+		listed := map[string]bool{}
 		for _, n := range names {
 			if _, ok := byName[n]; !ok {
 				return nil, notFound("no adapter %q", n)
 			}
+			if !listed[n] {
+				listed[n] = true
+				order = append(order, n)
+			}
 		}
-		order = names
 	}
+	teamSpeeds := d.teamSpeeds()
 	out := make([]api.Adapter, 0, len(order))
 	for _, n := range order {
 		l := byName[n]
@@ -423,20 +434,33 @@ func (d *Daemon) adapters(names []string) ([]api.Adapter, error) {
 		case !l.Carrier:
 			a.Status = "Disconnected"
 		}
-		if t, ok := d.teams[n]; ok {
+		if speed, ok := teamSpeeds[n]; ok {
 			a.InterfaceDescription = teamAlias
-			a.LinkSpeed = t.eval.Speed
+			a.LinkSpeed = speed
 		} else {
-			a.InterfaceDescription = describe(n, l)
-			a.LinkSpeed = host.Speed(n)
+			f := d.facts.Get(l)
+			a.InterfaceDescription = describe(f.Driver, l)
+			a.LinkSpeed = f.Speed
 		}
 		out = append(out, a)
 	}
 	return out, nil
 }
 
-func describe(name string, l host.Link) string {
-	drv := host.Driver(name)
+// teamSpeeds copies each team NIC's link speed: the sum of its carrying
+// members'.
+func (d *Daemon) teamSpeeds() map[string]uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	speeds := make(map[string]uint64, len(d.teams))
+	for name, t := range d.teams {
+		speeds[name] = t.eval.Speed
+	}
+	return speeds
+}
+
+// describe is an interface's description: its driver's name, or its kind.
+func describe(drv string, l host.Link) string {
 	if drv == "" {
 		drv = l.Kind
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -15,8 +15,8 @@ import (
 type section struct {
 	name    string
 	ovs     bool // needs the OVS bond
-	measure func(context.Context, *env, config, *Results) error
-	ownLab  func(ctx context.Context, cfg config, bin string, log io.Writer, res *Results) error
+	measure func(context.Context, *env, Config, *Results) error
+	ownLab  func(ctx context.Context, cfg Config, bin string, log io.Writer, res *Results) error
 }
 
 func (s section) shared() bool { return s.measure != nil }
@@ -40,31 +40,37 @@ func (s section) run(log io.Writer, measure func() error) error {
 // under 5 minutes with the setup; balance, in a lab of its own, about 2
 // minutes more (3 runs per case and algorithm, 12 cases of 2 s after 1 s
 // of warm-up), which leaves room under the 10 minutes make bench may take.
-// -quick takes about 30 s.
+// contention, in a lab of its own, about 30 s more (20 pulls under each
+// load). -quick takes about 30 s.
 var sections = []section{
-	{name: "throughput", ovs: true, measure: func(ctx context.Context, e *env, cfg config, res *Results) (err error) {
+	{name: "throughput", ovs: true, measure: func(ctx context.Context, e *env, cfg Config, res *Results) (err error) {
 		res.Throughput, err = measureThroughput(ctx, e, cfg)
 		return err
 	}},
-	{name: "pps", measure: func(ctx context.Context, e *env, cfg config, res *Results) (err error) {
+	{name: "pps", measure: func(ctx context.Context, e *env, cfg Config, res *Results) (err error) {
 		res.PPS, err = measurePPS(ctx, e, cfg)
 		return err
 	}},
-	{name: "failover", ovs: true, measure: func(ctx context.Context, e *env, cfg config, res *Results) (err error) {
+	{name: "failover", ovs: true, measure: func(ctx context.Context, e *env, cfg Config, res *Results) (err error) {
 		res.Failover, err = measureFailover(ctx, e, cfg)
 		return err
 	}},
-	{name: "control", measure: func(ctx context.Context, e *env, cfg config, res *Results) (err error) {
+	{name: "control", measure: func(ctx context.Context, e *env, cfg Config, res *Results) (err error) {
 		res.Control, err = measureControl(ctx, e, cfg)
 		return err
 	}},
-	{name: "balance", ownLab: func(ctx context.Context, cfg config, bin string, log io.Writer, res *Results) (err error) {
+	{name: "contention", ownLab: func(ctx context.Context, cfg Config, bin string, log io.Writer, res *Results) (err error) {
+		res.Contention, err = measureContention(ctx, cfg, bin, log)
+		return err
+	}},
+	{name: "balance", ownLab: func(ctx context.Context, cfg Config, bin string, log io.Writer, res *Results) (err error) {
 		res.Balance, err = measureBalance(ctx, cfg, bin, log)
 		return err
 	}},
 }
 
-func sectionNames() []string {
+// SectionNames are the sections' names, in the order they run.
+func SectionNames() []string {
 	var names []string
 	for _, s := range sections {
 		names = append(names, s.name)
@@ -72,21 +78,17 @@ func sectionNames() []string {
 	return names
 }
 
-// pickSections returns the sections named in the comma-separated list
-// only, in the order they run; all of them for "".
-func pickSections(only string) ([]section, error) {
-	if only == "" {
-		return sections, nil
-	}
-	want := strings.Split(only, ",")
-	for _, w := range want {
-		if !slices.Contains(sectionNames(), w) {
-			return nil, fmt.Errorf("-only %s: no section %q (want some of %s)", only, w, strings.Join(sectionNames(), ","))
+// pickSections returns the sections named in names, in the order they
+// run.
+func pickSections(names []string) ([]section, error) {
+	for _, n := range names {
+		if !slices.Contains(SectionNames(), n) {
+			return nil, fmt.Errorf("-only %s: no section %q (want some of %s)", strings.Join(names, ","), n, strings.Join(SectionNames(), ","))
 		}
 	}
 	var picked []section
 	for _, s := range sections {
-		if slices.Contains(want, s.name) {
+		if slices.Contains(names, s.name) {
 			picked = append(picked, s)
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"cmp"
@@ -76,18 +76,18 @@ func (e *env) bonds() []bond {
 }
 
 // measureFailover pulls the cable of the member carrying a stream
-// cfg.pulls times per bond, alternating the bonds, one stream per pull.
-func measureFailover(ctx context.Context, e *env, cfg config) (*Failover, error) {
-	res := &Failover{PPS: cfg.pps, Down: down.String(),
+// cfg.Pulls times per bond, alternating the bonds, one stream per pull.
+func measureFailover(ctx context.Context, e *env, cfg Config) (*Failover, error) {
+	res := &Failover{PPS: cfg.PPS, Down: down.String(),
 		TargetUs: outageTarget.Microseconds(), MaxTargetUs: maxOutageTarget.Microseconds()}
 	bonds := e.bonds()
 	for _, b := range bonds {
 		res.Bonds = append(res.Bonds, BondFailover{Bond: b.name})
 	}
-	for i := range cfg.pulls {
+	for i := range cfg.Pulls {
 		for k := range bonds {
 			j := (i + k) % len(bonds)
-			p, err := e.pull(ctx, bonds[j], cfg.pps)
+			p, err := e.pull(ctx, bonds[j], cfg.PPS)
 			if err != nil {
 				return nil, fmt.Errorf("measure failover: %s pull %d: %w", bonds[j].name, i+1, err)
 			}

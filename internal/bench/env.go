@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -36,8 +36,9 @@ const (
 // teamMembers are the host NICs in the team.
 var teamMembers = []string{"eth1", "eth2"}
 
-// binaries the benchmark runs in the lab.
-var binaries = []string{"nicteamd", "nicteam", "nicteam-seqstream"}
+// Binaries the benchmark runs in the lab, built unless Config.Bin names
+// a directory that holds them.
+var Binaries = []string{"nicteamd", "nicteam", "nicteam-seqstream"}
 
 // env is one benchmark's world: the lab, nicteamd in its host, the team,
 // and the OVS bond.
@@ -93,12 +94,12 @@ func newEnvWith(ctx context.Context, bin string, log io.Writer, nics int, finish
 func (e *env) setUp(ctx context.Context, nics int, finish func(*env, context.Context) error) error {
 	if e.bin == "" {
 		e.bin = e.dir
-		fmt.Fprintf(e.log, "building %s\n", strings.Join(binaries, ", "))
+		fmt.Fprintf(e.log, "building %s\n", strings.Join(Binaries, ", "))
 		if err := build(ctx, e.dir); err != nil {
 			return err
 		}
 	}
-	for _, b := range binaries {
+	for _, b := range Binaries {
 		if _, err := os.Stat(filepath.Join(e.bin, b)); err != nil {
 			return fmt.Errorf("find %s: %w", b, err)
 		}
@@ -135,7 +136,7 @@ func (e *env) teamBesidePlain(ctx context.Context) error {
 // let it run from any directory of the module, as tests do.
 func build(ctx context.Context, dir string) error {
 	args := []string{"build", "-o", dir + "/"}
-	for _, b := range binaries {
+	for _, b := range Binaries {
 		args = append(args, "github.com/nicteam/nicteam/cmd/"+b)
 	}
 	out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()

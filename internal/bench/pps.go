@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -51,22 +51,22 @@ type UDPRun struct {
 // 64-byte datagrams as fast as it can (-b 0), counting at the receiver.
 var ppsTool = "iperf3 -u -l " + strconv.Itoa(ppsPayload) + " -b 0"
 
-// measurePPS runs the small-packet test cfg.runs times per direction and
+// measurePPS runs the small-packet test cfg.Runs times per direction and
 // path, alternating the paths, and takes the medians. Each run lasts
-// cfg.duration; UDP has no slow start to discard.
-func measurePPS(ctx context.Context, e *env, cfg config) (*PPS, error) {
+// cfg.Duration; UDP has no slow start to discard.
+func measurePPS(ctx context.Context, e *env, cfg Config) (*PPS, error) {
 	srv, err := e.iperfServer(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("measure pps: %w", err)
 	}
 	defer srv.Kill()
-	res := &PPS{Tool: ppsTool, PayloadBytes: ppsPayload, Duration: cfg.duration.String()}
+	res := &PPS{Tool: ppsTool, PayloadBytes: ppsPayload, Duration: cfg.Duration.String()}
 	runs := make([][]UDPRun, len(directions))
-	for i := range cfg.runs {
+	for i := range cfg.Runs {
 		for d, dir := range directions {
 			for k := range ppsPaths {
 				p := ppsPaths[(i+k)%len(ppsPaths)]
-				r, err := udpFlood(ctx, e.lab.Host, p, dir, cfg.duration)
+				r, err := udpFlood(ctx, e.lab.Host, p, dir, cfg.Duration)
 				if err != nil {
 					return nil, fmt.Errorf("measure pps: %w", err)
 				}

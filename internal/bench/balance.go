@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -173,16 +173,16 @@ const memberMTU = 1500
 // measureBalance builds the figure's own lab (with binaries from bin, or
 // built if bin is ""), runs every case with each algorithm cfg's number of
 // times, alternating the algorithms, and removes the lab.
-func measureBalance(ctx context.Context, cfg config, bin string, log io.Writer) (_ *Balance, err error) {
+func measureBalance(ctx context.Context, cfg Config, bin string, log io.Writer) (_ *Balance, err error) {
 	start := time.Now()
 	res := &Balance{
 		RateMbit: balanceRateMbit, CeilingMbit: balanceRateMbit * payloadFraction(memberMTU),
 		Burst: balanceBurst, Latency: balanceLatency,
-		Duration: cfg.balanceDuration().String(), Omit: cfg.omit.String(), RunsPerCase: cfg.balanceRuns,
+		Duration: cfg.balanceDuration().String(), Omit: cfg.Omit.String(), RunsPerCase: cfg.BalanceRuns,
 		Target: balanceTarget, ReorderSlack: reorderSlack,
 	}
 	members, flows := balanceMembers, balanceFlows
-	if cfg.quick {
+	if cfg.Quick {
 		members, flows = members[:1], flows[:1]
 	}
 	nics := slices.Max(members)
@@ -205,8 +205,8 @@ func measureBalance(ctx context.Context, cfg config, bin string, log io.Writer) 
 		return nil, fmt.Errorf("measure balance: %w", err)
 	}
 	defer srv.Kill()
-	fmt.Fprintf(log, "balance: lab %s, %d runs per case and algorithm, members at %d Mbit/s\n", e.lab.Prefix, cfg.balanceRuns, balanceRateMbit)
-	for i := range cfg.balanceRuns {
+	fmt.Fprintf(log, "balance: lab %s, %d runs per case and algorithm, members at %d Mbit/s\n", e.lab.Prefix, cfg.BalanceRuns, balanceRateMbit)
+	for i := range cfg.BalanceRuns {
 		for _, m := range members {
 			for _, f := range flows {
 				for _, alg := range alternate(balanceAlgorithms, i) {
@@ -228,8 +228,8 @@ func measureBalance(ctx context.Context, cfg config, bin string, log io.Writer) 
 }
 
 // balanceDuration is the length of each of the figure's runs.
-func (c config) balanceDuration() time.Duration {
-	if c.quick {
+func (c Config) balanceDuration() time.Duration {
+	if c.Quick {
 		return quickDuration
 	}
 	return balanceDuration
@@ -259,7 +259,7 @@ func nicName(i int) string { return fmt.Sprintf("eth%d", i) }
 // balanceRun creates the team of eth1..eth<members> with alg, sends flows
 // TCP flows through it to the peer, and removes it: each run starts from
 // the hash's own placement, not from the one a previous run left.
-func (e *env) balanceRun(ctx context.Context, cfg config, members, flows int, alg team.Algorithm, ceiling float64) (BalanceRun, error) {
+func (e *env) balanceRun(ctx context.Context, cfg Config, members, flows int, alg team.Algorithm, ceiling float64) (BalanceRun, error) {
 	r := BalanceRun{Members: members, Flows: flows, Algorithm: alg.String()}
 	nics := make([]string, members)
 	for i := range nics {
@@ -273,7 +273,7 @@ func (e *env) balanceRun(ctx context.Context, cfg config, members, flows int, al
 		return r, errors.Join(err, e.removeTeam(ctx))
 	}
 	t0 := time.Now()
-	tcp, err := runIperf(ctx, e.lab.Host, tcpArgs(lab.PeerIPv4, cfg.balanceDuration(), cfg.omit, flows), cfg.balanceDuration()+cfg.omit, parseIperf)
+	tcp, err := runIperf(ctx, e.lab.Host, tcpArgs(lab.PeerIPv4, cfg.balanceDuration(), cfg.Omit, flows), cfg.balanceDuration()+cfg.Omit, parseIperf)
 	if err != nil {
 		return r, errors.Join(err, e.removeTeam(ctx))
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -103,10 +103,10 @@ var offloadFeatures = []string{
 	"generic-receive-offload", "tx-checksumming", "scatter-gather",
 }
 
-// measureThroughput runs iperf3 cfg.runs times per case and path,
+// measureThroughput runs iperf3 cfg.Runs times per case and path,
 // alternating the paths, and takes the medians.
-func measureThroughput(ctx context.Context, e *env, cfg config) (*Throughput, error) {
-	res := &Throughput{Duration: cfg.duration.String(), Omit: cfg.omit.String(),
+func measureThroughput(ctx context.Context, e *env, cfg Config) (*Throughput, error) {
+	res := &Throughput{Duration: cfg.Duration.String(), Omit: cfg.Omit.String(),
 		Target: throughputTarget, OVSTarget: ovsTarget}
 	var err error
 	if res.Offloads, err = e.offloads(); err != nil {
@@ -120,7 +120,7 @@ func measureThroughput(ctx context.Context, e *env, cfg config) (*Throughput, er
 	defer srv.Kill()
 	cases := throughputCases()
 	runs := make([][]TCPRun, len(cases))
-	for i := range cfg.runs {
+	for i := range cfg.Runs {
 		for c, tc := range cases {
 			for k := range paths {
 				p := paths[(i+k)%len(paths)]
@@ -142,7 +142,7 @@ func measureThroughput(ctx context.Context, e *env, cfg config) (*Throughput, er
 
 // iperfRun runs one iperf3 test over p and notes the member that carried
 // most of it.
-func (e *env) iperfRun(ctx context.Context, p path, tc throughputCase, cfg config) (TCPRun, error) {
+func (e *env) iperfRun(ctx context.Context, p path, tc throughputCase, cfg Config) (TCPRun, error) {
 	before, _, err := e.txCounters(p.members)
 	if err != nil {
 		return TCPRun{}, err
@@ -198,12 +198,12 @@ func summarize(tc throughputCase, runs []TCPRun) ThroughputCase {
 }
 
 // iperf runs one iperf3 TCP test from h over p.
-func iperf(ctx context.Context, h *lab.Host, p path, tc throughputCase, cfg config) (TCPRun, error) {
-	args := tcpArgs(p.dst, cfg.duration, cfg.omit, tc.flows)
+func iperf(ctx context.Context, h *lab.Host, p path, tc throughputCase, cfg Config) (TCPRun, error) {
+	args := tcpArgs(p.dst, cfg.Duration, cfg.Omit, tc.flows)
 	if tc.dir.reverse {
 		args = append(args, "-R")
 	}
-	r, err := runIperf(ctx, h, args, cfg.duration+cfg.omit, parseIperf)
+	r, err := runIperf(ctx, h, args, cfg.Duration+cfg.Omit, parseIperf)
 	r.Path = p.name
 	return r, err
 }

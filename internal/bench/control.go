@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -95,13 +95,13 @@ type DaemonUsage struct {
 
 // measureControl times team creation and removal, then reads the daemon's
 // footprint idle and rebalancing.
-func measureControl(ctx context.Context, e *env, cfg config) (*Control, error) {
+func measureControl(ctx context.Context, e *env, cfg Config) (*Control, error) {
 	if err := e.addCarriers(teamSizes[len(teamSizes)-1]); err != nil {
 		return nil, fmt.Errorf("measure control: %w", err)
 	}
 	res := &Control{}
 	runs := make([][]LifecycleRun, len(teamSizes))
-	for i := range cfg.runs {
+	for i := range cfg.Runs {
 		for k := range teamSizes {
 			j := (i + k) % len(teamSizes)
 			r, err := e.lifecycle(ctx, teamSizes[j])
@@ -118,7 +118,7 @@ func measureControl(ctx context.Context, e *env, cfg config) (*Control, error) {
 		res.Sizes = append(res.Sizes, summarizeLifecycle(n, runs[j]))
 	}
 	window := usageWindow
-	if cfg.quick {
+	if cfg.Quick {
 		window = quickUsageWindow
 	}
 	var err error

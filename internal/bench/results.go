@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -20,6 +20,7 @@ type Results struct {
 	PPS        *PPS        `json:"pps,omitempty"`
 	Failover   *Failover   `json:"failover,omitempty"`
 	Control    *Control    `json:"control,omitempty"`
+	Contention *Contention `json:"contention,omitempty"`
 	Balance    *Balance    `json:"balance,omitempty"`
 }
 
@@ -160,17 +161,21 @@ type Pull struct {
 
 // bench builds the environment, measures the sections cfg asks for and
 // tears it down. log gets progress.
-func bench(ctx context.Context, cfg config, log io.Writer) (_ *Results, err error) {
+func bench(ctx context.Context, cfg Config, log io.Writer) (_ *Results, err error) {
 	res := &Results{
-		Command: cfg.command,
+		Command: cfg.Command,
 		Date:    time.Now().UTC().Truncate(time.Second),
 		Settings: Settings{
-			Runs: cfg.runs, Pulls: cfg.pulls, PPS: cfg.pps,
-			Duration: cfg.duration.String(), Quick: cfg.quick,
+			Runs: cfg.Runs, Pulls: cfg.Pulls, PPS: cfg.PPS,
+			Duration: cfg.Duration.String(), Quick: cfg.Quick,
 		},
 	}
+	sections, err := pickSections(cfg.Sections)
+	if err != nil {
+		return nil, err
+	}
 	withOVS := false
-	for _, s := range cfg.sections {
+	for _, s := range sections {
 		res.Settings.Sections = append(res.Settings.Sections, s.name)
 		withOVS = withOVS || s.ovs
 	}
@@ -183,9 +188,9 @@ func bench(ctx context.Context, cfg config, log io.Writer) (_ *Results, err erro
 	if res.Machine, err = readMachine(); err != nil {
 		return nil, err
 	}
-	bin := cfg.bin
-	if slices.ContainsFunc(cfg.sections, section.shared) {
-		e, err := newEnv(ctx, cfg.bin, withOVS, log)
+	bin := cfg.Bin
+	if slices.ContainsFunc(sections, section.shared) {
+		e, err := newEnv(ctx, cfg.Bin, withOVS, log)
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +201,7 @@ func bench(ctx context.Context, cfg config, log io.Writer) (_ *Results, err erro
 		}()
 		res.Lab = LabInfo{Prefix: e.lab.Prefix, Pins: e.pins}
 		fmt.Fprintf(log, "lab %s, pins %s\n", e.lab.Prefix, e.pins)
-		for _, s := range cfg.sections {
+		for _, s := range sections {
 			if s.shared() {
 				if err := s.run(log, func() error { return s.measure(ctx, e, cfg, res) }); err != nil {
 					return nil, err
@@ -206,7 +211,7 @@ func bench(ctx context.Context, cfg config, log io.Writer) (_ *Results, err erro
 		// The binaries the shared lab built serve the other labs too.
 		bin = e.bin
 	}
-	for _, s := range cfg.sections {
+	for _, s := range sections {
 		if !s.shared() {
 			if err := s.run(log, func() error { return s.ownLab(ctx, cfg, bin, log, res) }); err != nil {
 				return nil, err

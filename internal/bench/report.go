@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"encoding/json"
@@ -38,6 +38,9 @@ func renderMarkdown(res *Results) string {
 	}
 	if res.Control != nil {
 		writeControl(&b, res.Control)
+	}
+	if res.Contention != nil {
+		writeContention(&b, res.Contention)
 	}
 	if res.Balance != nil {
 		writeBalance(&b, res)
@@ -122,6 +125,10 @@ func writeSummary(b *strings.Builder, res *Results) {
 		fmt.Fprintf(b, "| nicteamd idle: RSS, CPU | %s, %s | – | – |\n", kib(c.Idle.RSSKiB), cpuText(c.Idle))
 		fmt.Fprintf(b, "| nicteamd with a Dynamic team carrying %d flows: RSS, CPU | %s, %s | – | – |\n",
 			rebalanceFlows, kib(c.Busy.RSSKiB), cpuText(c.Busy))
+	}
+	if c := res.Contention; c != nil {
+		fmt.Fprintf(b, "| failover reaction with %d API clients listing, %d interfaces: hammered / idle median | %.2f (%.0f / %.0f µs) | ≤ %.0f | %s |\n",
+			c.Clients, c.Interfaces, c.Ratio, c.Loads[1].MedianUs, c.Loads[0].MedianUs, c.Target, yesNo(c.Met))
 	}
 	if bl := res.Balance; bl != nil {
 		fmt.Fprintf(b, "| rate-limited members, flows ≥ members: Dynamic / ceiling | worst case %.3f | ≥ %.2f | %s |\n",
