@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +64,44 @@ func (e *env) pingOK(what string) {
 	}
 }
 
+// addSources gives Team0 n more addresses: pings from them are flows the
+// team hashes onto different members.
+func (e *env) addSources(n int) []string {
+	e.t.Helper()
+	var srcs []string
+	for i := 1; i <= n; i++ {
+		src := fmt.Sprintf("10.77.0.%d", 100+i)
+		e.hostRun("ip", "addr", "add", src+"/24", "dev", "Team0")
+		srcs = append(srcs, src)
+	}
+	return srcs
+}
+
+// pingFrom checks that every source reaches the peer.
+func (e *env) pingFrom(what string, srcs []string) {
+	e.t.Helper()
+	for _, src := range srcs {
+		if r := e.ping("10.77.0.2", 5, 5*time.Millisecond, "-I", src); r.Received < 4 {
+			e.t.Errorf("%s: from %s: %v", what, src, r)
+		}
+	}
+}
+
+// txOf returns the frames the team sent through member.
+func (e *env) txOf(teamName, member string) uint64 {
+	e.t.Helper()
+	st, err := e.client().Stats(context.Background(), teamName)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, m := range st.Members {
+		if m.Name == member {
+			return m.TxPackets
+		}
+	}
+	return 0
+}
+
 // persistedMembers reads the member names from the daemon's state file,
 // waiting for the background save.
 func (e *env) persistedMembers(teamName, want string) {
@@ -107,7 +146,8 @@ func TestFollowRenamedMember(t *testing.T) {
 	e.mustCLI("new", "Team0", "--members", "eth1,eth2")
 	e.waitStatus("Team0", "Up")
 	e.hostRun("ip", "addr", "add", "10.77.0.1/24", "dev", "Team0")
-	e.pingOK("before")
+	srcs := e.addSources(8)
+	e.pingFrom("before", srcs)
 
 	e.hostRun("ip", "link", "set", "eth2", "down")
 	e.hostRun("ip", "link", "set", "eth2", "name", "uplink2")
@@ -136,11 +176,16 @@ func TestFollowRenamedMember(t *testing.T) {
 	if n := e.buckets("Team0"); n["uplink2"] != 0 || n["eth1"] != 256 {
 		t.Errorf("buckets with uplink2 pulled: %v", n)
 	}
-	e.pingOK("uplink2 pulled")
+	e.pingFrom("uplink2 pulled", srcs)
 	e.b.Restore(e.b.Host, "eth2")
 	e.waitStatus("Team0", "Up")
 	if n := e.buckets("Team0"); n["uplink2"] == 0 {
 		t.Errorf("buckets with uplink2 back: %v", n)
+	}
+	tx := e.txOf("Team0", "uplink2")
+	e.pingFrom("uplink2 back", srcs)
+	if e.txOf("Team0", "uplink2") == tx {
+		t.Errorf("no flow left through uplink2 once it was back")
 	}
 	// Removed, the member gets back what it had, under its new name.
 	e.mustCLI("member", "remove", "Team0", "uplink2")
@@ -160,6 +205,7 @@ func TestFollowMemberGoneAndBack(t *testing.T) {
 	e.mustCLI("new", "Team0", "--members", "eth1,eth2,eth3")
 	e.waitStatus("Team0", "Up")
 	e.hostRun("ip", "addr", "add", "10.77.0.1/24", "dev", "Team0")
+	srcs := e.addSources(8)
 
 	e.hostRun("ip", "link", "set", "eth2", "netns", away.NS)
 	e.waitMember("Team0", "eth2", "NicNotPresent", 5*time.Second)
@@ -168,7 +214,7 @@ func TestFollowMemberGoneAndBack(t *testing.T) {
 	if n := e.buckets("Team0"); n["eth2"] != 0 {
 		t.Errorf("buckets with eth2 away: %v", n)
 	}
-	e.pingOK("eth2 away")
+	e.pingFrom("eth2 away", srcs)
 
 	if _, err := away.Run("ip", "link", "set", "eth2", "netns", e.b.Host.NS); err != nil {
 		t.Fatal(err)
@@ -178,11 +224,15 @@ func TestFollowMemberGoneAndBack(t *testing.T) {
 	if n := e.buckets("Team0"); n["eth2"] == 0 {
 		t.Errorf("buckets with eth2 back: %v", n)
 	}
-	e.pingOK("eth2 back")
+	tx := e.txOf("Team0", "eth2")
+	e.pingFrom("eth2 back", srcs)
+	if e.txOf("Team0", "eth2") == tx {
+		t.Errorf("no flow left through eth2 once it was back")
+	}
 
 	e.hostRun("ip", "link", "del", "eth3")
 	e.waitMember("Team0", "eth3", "NicNotPresent", 5*time.Second)
-	e.pingOK("eth3 deleted")
+	e.pingFrom("eth3 deleted", srcs)
 	e.hostRun("ip", "link", "add", "eth3", "type", "veth", "peer", "name", "eth3p")
 	e.hostRun("ip", "link", "set", "eth3p", "up")
 	e.waitEvent(api.EventMemberBack, "eth3")
@@ -273,8 +323,15 @@ func TestFollowTeamNICDeleted(t *testing.T) {
 		t.Errorf("route through the rebuilt Team0: %s", out)
 	}
 	e.pingOK("rebuilt")
-	// A second time, from the record the rebuild left.
-	e.hostRun("ip", "link", "del", "Team0")
+	// A second time, through its hidden peer, from the record the rebuild
+	// left.
+	peer := ""
+	for _, n := range e.linkNames() {
+		if strings.HasPrefix(n, "ntp") {
+			peer = n
+		}
+	}
+	e.hostRun("ip", "link", "del", peer)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		out, _ := e.b.Host.Run("ip", "route", "show", "dev", "Team0")
@@ -324,5 +381,35 @@ func TestFollowTeamNICDown(t *testing.T) {
 	e.waitEvent(api.EventTeamNicUp, "")
 	if tm := e.waitStatus("Team0", "Up"); tm.TeamNicStatus != "Up" {
 		t.Errorf("team with its NIC up: %+v", tm)
+	}
+}
+
+// TestFollowRenamedLacpMember renames a member of a LACP team: its port
+// negotiates again under the new name and its partner keeps both.
+func TestFollowRenamedLacpMember(t *testing.T) {
+	a, b := newBackToBack(t)
+	for i, e := range []*env{a, b} {
+		e.mustCLI("new", "Team0", "--members", "eth1,eth2", "--mode", "lacp")
+		e.hostRun("ip", "addr", "add", fmt.Sprintf("10.78.0.%d/24", i+1), "dev", "Team0")
+	}
+	a.waitStatus("Team0", "Up")
+	tb := b.waitStatus("Team0", "Up")
+
+	a.hostRun("ip", "link", "set", "eth2", "down")
+	a.hostRun("ip", "link", "set", "eth2", "name", "uplink2")
+	a.hostRun("ip", "link", "set", "uplink2", "up")
+	a.waitEvent(api.EventMemberRenamed, "uplink2")
+	a.waitMember("Team0", "uplink2", "NoFailure", 5*time.Second)
+	a.waitStatus("Team0", "Up")
+	b.waitStatus("Team0", "Up")
+	wantCollecting(t, a, "Team0", macOf(tb))
+	if l := a.lacpOf("Team0"); l.Ports[0].Member != "eth1" || l.Ports[1].Member != "uplink2" {
+		t.Errorf("LACP ports after the rename: %+v", l.Ports)
+	}
+	if n := a.lacpSockets(); n != 2 {
+		t.Errorf("%d LACP sockets, want 2", n)
+	}
+	if r := a.ping("10.78.0.2", 20, 5*time.Millisecond); r.Received < 19 {
+		t.Errorf("ping after the rename: %+v", r)
 	}
 }
