@@ -38,6 +38,10 @@ type Team struct {
 	// declares (a deleted state file, a daemon killed while creating):
 	// `nicteam rm` removes it.
 	Orphaned bool `json:"orphaned,omitempty"`
+	// TeamNicStatus is the team NIC's as Get-NetAdapter spells it: Up,
+	// Disabled (set down by an operator) or NotPresent (deleted, and not
+	// rebuilt). While it is not Up no traffic passes and Status is Down.
+	TeamNicStatus string `json:"teamNicStatus"`
 }
 
 // Member is one member as Get-NetLbfoTeamMember shows it.
@@ -169,6 +173,18 @@ const (
 	EventAnnounced     = "Announced"
 	EventVerified      = "MacVerified"
 	EventPortsMoved    = "PortsMoved"
+
+	// What the host did to a team, followed by the daemon.
+	EventMemberRenamed  = "MemberRenamed"    // Member is the new name
+	EventMemberGone     = "MemberNotPresent" // deleted, or moved to another network namespace
+	EventMemberBack     = "MemberPresent"    // a NIC of the member's name appeared: it rejoined
+	EventMemberMTU      = "MemberMtuChanged" // set outside nicteam: the team's MTU is set back
+	EventMemberMAC      = "MemberMacChanged"
+	EventTeamNicDeleted = "TeamNicDeleted"
+	EventTeamNicRebuilt = "TeamNicRebuilt"
+	EventTeamNicDown    = "TeamNicDown" // set down by an operator: left so
+	EventTeamNicUp      = "TeamNicUp"
+	EventTeamNicMTU     = "TeamNicMtuChanged" // members follow the team NIC's MTU
 )
 
 // Port is an endpoint behind a HyperVPort or Dynamic team (a container's

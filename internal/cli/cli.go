@@ -45,7 +45,9 @@ Members and adapters:
   adapters [NAME...]    show interfaces (Get-NetAdapter)
 
 Events and statistics:
-  events [--follow]     timestamped log of failures, restorations, status changes, bucket moves
+  events [--follow]     timestamped log of failures, restorations, status changes, bucket moves,
+                        and what was done to the teams' interfaces outside nicteam (renames,
+                        deletions, MTU and MAC changes, the team NIC deleted or set down)
   stats NAME [--watch] [--interval D]
                         per-member tx/rx rates and the load per bucket
 

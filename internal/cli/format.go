@@ -57,9 +57,14 @@ func writeTeams(w io.Writer, ts []api.Team) {
 			{"Name", t.Name},
 			{"Members", "{" + strings.Join(t.Members, ", ") + "}"},
 			{"TeamNics", t.TeamNics},
+		}
+		if t.TeamNicStatus != "" && t.TeamNicStatus != "Up" {
+			r = append(r, [2]string{"TeamNicStatus", t.TeamNicStatus})
+		}
+		r = append(r, [][2]string{
 			{"TeamingMode", t.TeamingMode.String()},
 			{"LoadBalancingAlgorithm", t.LoadBalancingAlgorithm.String()},
-		}
+		}...)
 		if t.LacpTimer != nil {
 			r = append(r, [2]string{"LacpTimer", t.LacpTimer.String()})
 		}

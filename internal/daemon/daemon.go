@@ -105,6 +105,8 @@ type teamRT struct {
 	// stopPorts cancels, by member, the running announcement of the ports
 	// that moved to it.
 	stopPorts map[string]context.CancelFunc
+	// nicDown says an operator set the team NIC down (see follow.go).
+	nicDown bool
 }
 
 // stopAnnouncements cancels every announcement the team is sending.
@@ -207,6 +209,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.fdbChanged(e)
 		}
 	}()
+	if err := d.followHost(ctx); err != nil {
+		return err
+	}
 	go d.persister(ctx)
 	go d.rebalancer(ctx)
 
@@ -523,16 +528,17 @@ func (d *Daemon) refreshMemberLocked(t *teamRT, name string, adopt bool) {
 func (d *Daemon) linkChanged(l host.Link) {
 	d.facts.Forget(l.Index)
 	// Most notifications are about interfaces no team holds (containers'
-	// veths, the team NICs themselves): they cost no syscall.
-	if !d.isMember(l.Name) {
+	// veths, the hidden peers): they cost no syscall.
+	if !d.concerns(l) {
 		return
 	}
 	// A notification says something changed; what is true is what the
 	// kernel says now. Notifications queued while a team was being built
 	// (a cable plugged during set-up) would otherwise replay a stale
 	// "no carrier" onto a member that has it, and move the team's MAC.
+	// Asked by ifindex: a member renamed since is still that member.
 	if !l.Deleted {
-		switch cur, err := host.Get(l.Name); {
+		switch cur, err := host.GetByIndex(l.Index); {
 		case err == nil:
 			l = cur
 		case errors.Is(err, os.ErrNotExist):
@@ -541,26 +547,7 @@ func (d *Daemon) linkChanged(l host.Link) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, name := range d.order {
-		t := d.teams[name]
-		if _, ok := t.rec.Spec.Member(l.Name); !ok || t.dp == nil {
-			continue
-		}
-		d.memberChangedLocked(t, l)
-		return
-	}
-}
-
-// isMember reports whether some team declares the interface a member.
-func (d *Daemon) isMember(name string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, t := range d.teams {
-		if _, ok := t.rec.Spec.Member(name); ok {
-			return true
-		}
-	}
-	return false
+	d.followLinkLocked(l)
 }
 
 func (d *Daemon) memberChangedLocked(t *teamRT, l host.Link) {

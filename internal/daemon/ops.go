@@ -320,7 +320,8 @@ func (d *Daemon) teamViewLocked(t *teamRT) api.Team {
 		MACPolicy:              t.rec.Spec.MACPolicy,
 		LinkSpeed:              t.eval.Speed,
 	}
-	if t.dp == nil {
+	// No traffic passes a team NIC that is down or missing.
+	if v.TeamNicStatus = t.nicStatus(); v.TeamNicStatus != "Up" {
 		v.Status = team.Down
 	}
 	if t.rec.Spec.UpDelay > 0 {

@@ -168,12 +168,20 @@ func (d *Daemon) applyPortMovesLocked(t *teamRT, moves []balance.Move) {
 
 // memberName returns the name of the member with ifindex idx.
 func (t *teamRT) memberName(idx int) string {
-	for name, i := range t.ifindex {
-		if i == idx {
-			return name
-		}
+	if name, ok := t.memberAt(idx); ok {
+		return name
 	}
 	return fmt.Sprintf("ifindex %d", idx)
+}
+
+// memberAt returns the member with ifindex idx, if there is one.
+func (t *teamRT) memberAt(idx int) (string, bool) {
+	for name, i := range t.ifindex {
+		if i == idx {
+			return name, true
+		}
+	}
+	return "", false
 }
 
 // portViews lists the ports of the team name by MAC.

@@ -117,7 +117,11 @@ func (h *hostDriver) Do(s reconcile.Step) error {
 		if err := host.CreateVethPair(name, t.rec.Peer, mac, t.rec.MTU, teamAlias); err != nil {
 			return fmt.Errorf("create team NIC: %w", err)
 		}
-		return host.SetAlias(t.rec.Peer, peerAlias+" of "+name)
+		if err := host.SetAlias(t.rec.Peer, peerAlias+" of "+name); err != nil {
+			return err
+		}
+		d.restoreIPLocked(t)
+		return nil
 	case reconcile.CreateDatapath:
 		nic, err := host.Get(name)
 		if err != nil {

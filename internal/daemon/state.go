@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/nicteam/nicteam/internal/host"
 	"github.com/nicteam/nicteam/internal/team"
 )
 
@@ -34,6 +35,9 @@ type record struct {
 	// when it leaves. It is written before the member is changed; an entry
 	// for an interface that is no member any more is a removal half done.
 	Saved map[string]saved `json:"saved"`
+	// IP is the team NIC's addresses and routes as last seen, put back
+	// when the NIC is rebuilt (see follow.go).
+	IP host.IPConfig `json:"teamNicIP,omitzero"`
 }
 
 type saved struct {

@@ -85,6 +85,16 @@ func List() ([]Link, error) {
 	return out, nil
 }
 
+// GetByIndex returns the interface with ifindex index, whatever it is
+// called now; the error wraps os.ErrNotExist when there is none.
+func GetByIndex(index int) (Link, error) {
+	l, err := netlink.LinkByIndex(index)
+	if err != nil {
+		return Link{}, mapErr(fmt.Sprintf("get link %d", index), err)
+	}
+	return fromNetlink(l), nil
+}
+
 func byName(name string) (netlink.Link, error) {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
