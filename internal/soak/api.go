@@ -89,20 +89,27 @@ func (c *apiClient) team(ctx context.Context) (api.Team, error) {
 // returns the team as last seen.
 func (c *apiClient) waitTeam(ctx context.Context, want team.Status, within time.Duration) (api.Team, error) {
 	var t api.Team
+	seen := false
 	// Every 10ms, not faster: each poll is a request the daemon serves
 	// while it should be reacting to what the soak just did.
 	err := lab.Poll(ctx, within, 10*time.Millisecond, func(ctx context.Context) (bool, error) {
-		var err error
-		if t, err = c.team(ctx); err != nil {
+		got, err := c.team(ctx)
+		if err != nil {
 			return false, err
 		}
+		t, seen = got, true
 		if t.Status != want {
 			return false, fmt.Errorf("status %s", t.Status)
 		}
 		return true, nil
 	})
-	if err != nil {
-		return t, fmt.Errorf("%s not %s within %v: %w", lab.TeamName, want, within, err)
+	switch {
+	case err == nil:
+		return t, nil
+	case seen:
+		// The poll's last error may be a request the deadline cut short;
+		// what the daemon last said is what matters.
+		return t, fmt.Errorf("%s not %s within %v: last seen %s with %v", lab.TeamName, want, within, t.Status, t.Members)
 	}
-	return t, nil
+	return t, fmt.Errorf("%s not %s within %v: %w", lab.TeamName, want, within, err)
 }
