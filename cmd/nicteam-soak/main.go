@@ -28,8 +28,9 @@ between the containers, runs rounds of disturbances:
 
   kill    node1's nicteamd SIGKILLed and restarted: no packet may be lost
   flap    a member's cable pulled and plugged back, on each node
-  flood   both APIs flooded with listings, bad requests and stalled
-          connections while node1's primary cable is pulled
+  flood   both APIs flooded with listings (node1 has 200 more interfaces
+          to list), bad requests and stalled connections while node1's
+          primary cable is pulled
   rename  node2's eth2 renamed while a member, its cable pulled, renamed back
   full    node1's state directory (a tmpfs in a private mount namespace)
           filled up under a change that must then be refused; freed;
@@ -40,8 +41,9 @@ stamp in ms (µs precision). The first round is the warm-up; the daemons'
 fds and RSS and the interfaces, tcx programs and pins of the nodes after
 it are compared with those after the last round. Exits 1 on any packet lost
 beyond a disturbance's stated bound, any fd, interface, tcx program or pin
-more, RSS growth above 10%, or anything left after the teams are removed
-and the lab is closed. Needs root.
+more, RSS growth above 10% (judged from three rounds after the warm-up),
+or anything left after the teams are removed and the lab is closed.
+Needs root.
 
 `
 
