@@ -33,8 +33,8 @@ func init() {
 	disturbances = map[string]disturbance{
 		"kill": {0, "node1's nicteamd SIGKILLed, restarted after 300ms: the datapath is pinned and needs no daemon", (*soak).kill},
 		"flap": {1, "per cable pull and plug-in (once per node, alternating eth1 and eth2)", (*soak).flaps},
-		"flood": {1, "a pull of node1's eth1 while both daemons answer a flood of listings and bad requests, " +
-			"each answered within 1s, bad ones 4xx", (*soak).flood},
+		"flood": {1, "a pull of node1's eth1 while both daemons answer a flood of listings (node1 has 200 more " +
+			"interfaces to list) and bad requests, each answered within 1s, bad ones 4xx", (*soak).flood},
 		"rename": {3, "node2's eth2 set down, renamed and up; its cable pulled and plugged back while renamed; " +
 			"renamed back: three failovers", (*soak).rename},
 		"full": {0, "node1's state directory filled up, a member removal refused without touching the host, " +
@@ -391,10 +391,10 @@ func (s *soak) rename(ctx context.Context) error {
 	c := s.api[node-1]
 	renamed := renamedPrefix + nic
 	return s.window(ctx, "rename", func() error {
+		s.res.Renames++ // counted when made, whether the team copes or not
 		if err := s.renameLink(ctx, h, c, nic, renamed); err != nil {
 			return err
 		}
-		s.res.Renames++
 		if err := s.failover(ctx, node, nic, renamed); err != nil {
 			return err
 		}

@@ -160,7 +160,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.setup(); err != nil {
+	if err := s.setup(ctx); err != nil {
 		return nil, err
 	}
 	runErr := s.rounds(ctx)
@@ -186,9 +186,8 @@ func (s *soak) header() {
 	fmt.Fprintf(w, "  %11s  %-5s  %-7s  %s\n", "ms", "round", "what", "")
 }
 
-// setup builds the seed lab and moves node1's daemon into a mount
-// namespace of its own whose state directory is a small tmpfs.
-func (s *soak) setup() error {
+// setup builds the seed lab and prepares it; on error it closes it again.
+func (s *soak) setup(ctx context.Context) error {
 	var err error
 	s.seed, err = lab.NewSeed(lab.UniquePrefix("sk"), lab.SeedOptions{
 		Daemon: filepath.Join(s.cfg.Bin, "nicteamd"), StateRoot: s.cfg.StateRoot,
@@ -200,21 +199,27 @@ func (s *soak) setup() error {
 		s.api[i] = newAPIClient(n.Socket)
 	}
 	s.header()
-	if s.sw, err = s.seed.Switch.Handle(); err != nil {
-		s.seed.Close()
-		return fmt.Errorf("soak: %w", err)
-	}
-	if err := s.privateStateDir(context.Background()); err != nil {
-		s.sw.Close()
-		s.seed.Close()
-		return fmt.Errorf("soak: %w", err)
-	}
-	if err := s.crowd(); err != nil {
-		s.sw.Close()
-		s.seed.Close()
-		return fmt.Errorf("soak: %w", err)
+	if err := s.prepare(ctx); err != nil {
+		if s.sw != nil {
+			s.sw.Close()
+		}
+		return errors.Join(fmt.Errorf("soak: %w", err), s.seed.Close())
 	}
 	return nil
+}
+
+// prepare opens the switch's netlink handle for the pulls, moves node1's
+// daemon into a mount namespace of its own whose state directory is a
+// small tmpfs, and crowds node1 with interfaces.
+func (s *soak) prepare(ctx context.Context) error {
+	var err error
+	if s.sw, err = s.seed.Switch.Handle(); err != nil {
+		return err
+	}
+	if err := s.privateStateDir(ctx); err != nil {
+		return err
+	}
+	return s.crowd()
 }
 
 // crowdSize is how many interfaces besides the team's node1 has, so that
