@@ -34,3 +34,13 @@ func Poll(ctx context.Context, within, every time.Duration, check func(context.C
 		}
 	}
 }
+
+// Sleep waits for d, or until ctx ends, and then returns ctx's error.
+func Sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
