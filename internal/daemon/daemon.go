@@ -126,6 +126,9 @@ func New(cfg Config) (*Daemon, error) {
 	if err := datapath.Probe(); err != nil {
 		return nil, err
 	}
+	if err := datapath.ProbeFailover(); err != nil {
+		cfg.Log.Warn("in-datapath failover off: new teams fail over when the daemon hears of a carrier loss", "err", err)
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
@@ -671,6 +674,7 @@ func (d *Daemon) recomputeLocked(t *teamRT) {
 		}
 	}
 	t.eval = e
+	d.writeFallbacksLocked(t)
 	d.memberEventsLocked(name, prev, e)
 	if len(prev.Members) > 0 && prev.Status != e.Status {
 		d.events.add(name, api.EventStatusChanged, "", fmt.Sprintf("%s -> %s", prev.Status, e.Status))

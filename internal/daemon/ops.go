@@ -439,6 +439,8 @@ func (d *Daemon) teamViewLocked(t *teamRT) api.Team {
 	}
 	if t.dp == nil {
 		v.Status = team.Down
+	} else {
+		v.DatapathFailover = t.dp.Failover()
 	}
 	if t.rec.Spec.UpDelay > 0 {
 		v.UpDelay = t.rec.Spec.UpDelay.String()
