@@ -205,6 +205,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}()
 	go d.persister(ctx)
+	go d.backstop(ctx)
 	go d.rebalancer(ctx)
 
 	srv := d.server()

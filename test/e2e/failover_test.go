@@ -71,3 +71,39 @@ func TestDeletedMemberNoMisroute(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTapCarrierLossKnownPromptly pulls a tap member's cable 100 ms after
+// another link's carrier changed, when the kernel's linkwatch holds the
+// tap's event back for most of a second: the daemon's backstop must know
+// of the loss in milliseconds. The bound is far below linkwatch's second,
+// not a benchmark (the failover section of nicteam-bench measures it).
+func TestTapCarrierLossKnownPromptly(t *testing.T) {
+	e := newEnv(t, 1)
+	e.hostRun("ip", "tuntap", "add", "dev", "tap1", "mode", "tap")
+	pull := e.openTap("tap1")
+	e.hostRun("ip", "tuntap", "add", "dev", "tap2", "mode", "tap")
+	pullOther := e.openTap("tap2")
+	e.hostRun("ip", "link", "set", "tap2", "up")
+	e.mustCLI("new", "Team0", "--members", "eth1,tap1", "--lb", "transport-ports")
+	e.waitStatus("Team0", "Up")
+	time.Sleep(time.Second) // linkwatch's batch of the set-up has run
+
+	pullOther()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	pull()
+	for {
+		if m := e.member("Team0", "tap1"); m.OperationalStatus.String() == "Failed" {
+			break
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("tap1 not Failed 2 s after its cable was pulled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	took := time.Since(start)
+	t.Logf("tap1 Failed %v after the pull", took)
+	if took > 200*time.Millisecond {
+		t.Errorf("tap1 Failed %v after the pull: the kernel's delayed event, not the backstop", took)
+	}
+}
