@@ -34,6 +34,11 @@ type Team struct {
 	MinLinks               int             `json:"minLinks,omitempty"`
 	FlowletGap             string          `json:"flowletGap,omitempty"`        // Dynamic teams only
 	RebalanceInterval      string          `json:"rebalanceInterval,omitempty"` // Dynamic teams only
+	// DatapathFailover: the datapath sends a member's frames through its
+	// fallback by itself while the member has no carrier. False where the
+	// kernel or the daemon's privileges do not allow it (the daemon's log
+	// says why): failover then waits for the daemon.
+	DatapathFailover bool `json:"datapathFailover"`
 	// Orphaned marks a team NIC or datapath nicteam made that no team
 	// declares (a deleted state file, a daemon killed while creating):
 	// `nicteam rm` removes it.

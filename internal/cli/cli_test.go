@@ -23,12 +23,13 @@ func TestFormatSpeed(t *testing.T) {
 func TestTeamListLikeGetNetLbfoTeam(t *testing.T) {
 	var b bytes.Buffer
 	writeTeams(&b, []api.Team{{Name: "Team0", Members: []string{"Ethernet1", "Ethernet2"}, TeamNics: "Team0",
-		TeamingMode: team.SwitchIndependent, LoadBalancingAlgorithm: team.Dynamic, Status: team.Degraded}})
+		TeamingMode: team.SwitchIndependent, LoadBalancingAlgorithm: team.Dynamic, Status: team.Degraded, DatapathFailover: true}})
 	want := `Name                   : Team0
 Members                : {Ethernet1, Ethernet2}
 TeamNics               : Team0
 TeamingMode            : SwitchIndependent
 LoadBalancingAlgorithm : Dynamic
+DatapathFailover       : True
 Status                 : Degraded
 `
 	if b.String() != want {

@@ -71,7 +71,7 @@ func writeTeams(w io.Writer, ts []api.Team) {
 		if t.FlowletGap != "" {
 			r = append(r, [2]string{"FlowletGap", t.FlowletGap}, [2]string{"RebalanceInterval", t.RebalanceInterval})
 		}
-		recs = append(recs, append(r, [2]string{"Status", t.Status.String()}))
+		recs = append(recs, append(r, [2]string{"DatapathFailover", boolString(t.DatapathFailover)}, [2]string{"Status", t.Status.String()}))
 	}
 	writeList(w, recs)
 }
@@ -155,4 +155,12 @@ func writeEvent(w io.Writer, e api.Event) {
 		line += "  " + e.Detail
 	}
 	fmt.Fprintln(w, line)
+}
+
+// boolString spells a boolean as PowerShell prints one.
+func boolString(b bool) string {
+	if b {
+		return "True"
+	}
+	return "False"
 }

@@ -128,5 +128,6 @@ func (d *Daemon) rebalanceLocked(t *teamRT, now time.Time, bytes [team.NumBucket
 		return
 	}
 	t.table = next
+	d.writeFallbacksLocked(t)
 	d.events.add(t.rec.Spec.Name, api.EventBucketsMoved, "", fmt.Sprintf("rebalanced by load: %d of %d buckets moved; %s", moved, team.NumBuckets, d.shareLocked(t, next)))
 }

@@ -136,6 +136,9 @@ func New(cfg Config) (*Daemon, error) {
 	if err := datapath.Probe(); err != nil {
 		return nil, err
 	}
+	if err := datapath.ProbeFailover(); err != nil {
+		cfg.Log.Warn("in-datapath failover off: new teams fail over when the daemon hears of a carrier loss", "err", err)
+	}
 	if err := prepareStateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
@@ -213,6 +216,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	go d.persister(ctx)
+	go d.backstop(ctx)
 	go d.rebalancer(ctx)
 
 	srv := d.server()
@@ -665,6 +669,7 @@ func (d *Daemon) recomputeLocked(t *teamRT) {
 		}
 	}
 	t.eval = e
+	d.writeFallbacksLocked(t)
 	d.memberEventsLocked(name, prev, e)
 	if len(prev.Members) > 0 && prev.Status != e.Status {
 		d.events.add(name, api.EventStatusChanged, "", fmt.Sprintf("%s -> %s", prev.Status, e.Status))

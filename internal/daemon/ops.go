@@ -323,6 +323,8 @@ func (d *Daemon) teamViewLocked(t *teamRT) api.Team {
 	// No traffic passes a team NIC that is down or missing.
 	if v.TeamNicStatus = t.nicStatus(); v.TeamNicStatus != "Up" {
 		v.Status = team.Down
+	} else {
+		v.DatapathFailover = t.dp.Failover()
 	}
 	if t.rec.Spec.UpDelay > 0 {
 		v.UpDelay = t.rec.Spec.UpDelay.String()

@@ -117,8 +117,10 @@ type Counters struct{ Packets, Bytes uint64 }
 // team's egress by the member chosen, rx on the member's ingress. RxDropped
 // counts broadcast/multicast duplicates on non-primary members, copies of a
 // pinned port's own broadcasts flooded back (Config.PortAffinity), and
-// frames dropped because the member is not receiving.
-type MemberCounters struct{ TxPackets, TxBytes, RxPackets, RxBytes, RxDropped uint64 }
+// frames dropped because the member is not receiving. TxFallback counts, of
+// TxPackets, the frames the member sent in place of a member without
+// carrier (Team.Failover).
+type MemberCounters struct{ TxPackets, TxBytes, RxPackets, RxBytes, RxDropped, TxFallback uint64 }
 
 // MemberFlags change how the datapath treats one member.
 type MemberFlags uint32
@@ -164,7 +166,8 @@ type Team struct {
 	maps    teamMaps
 	egress  *ebpf.Program
 	ingress *ebpf.Program
-	link    link.Link // tcx egress on the team interface
+	learn   *ebpf.Program // team_learn_dev; nil when egress has no failover (failover.go)
+	link    link.Link     // tcx egress on the team interface
 
 	mu      sync.Mutex
 	members map[int]link.Link // guarded by mu; tcx ingress per member ifindex
@@ -202,11 +205,9 @@ func Create(dir string, cfg Config) (_ *Team, err error) {
 		}
 	}()
 
-	var objs teamObjects
-	if err := loadTeamObjects(&objs, nil); err != nil {
+	if err := t.loadObjects(); err != nil {
 		return nil, fmt.Errorf("create datapath in %s: load programs: %w", dir, err)
 	}
-	t.maps, t.egress, t.ingress = objs.teamMaps, objs.TeamEgress, objs.TeamIngress
 
 	if err := t.writeConfig(cfg); err != nil {
 		return nil, fmt.Errorf("create datapath in %s: %w", dir, err)
@@ -262,6 +263,9 @@ func Open(dir string) (_ *Team, err error) {
 	}
 	if t.ingress, err = ebpf.LoadPinnedProgram(filepath.Join(dir, pinIngressProg), nil); err != nil {
 		return nil, fmt.Errorf("open datapath in %s: program %s: %w", dir, pinIngressProg, err)
+	}
+	if err := t.adoptFailover(); err != nil {
+		return nil, fmt.Errorf("open datapath in %s: %w", dir, err)
 	}
 	if t.link, err = link.LoadPinnedLink(filepath.Join(dir, pinEgressLink), nil); err != nil {
 		return nil, fmt.Errorf("open datapath in %s: egress link: %w", dir, err)
@@ -389,6 +393,9 @@ func (t *Team) AttachMember(ifindex int, mac net.HardwareAddr) error {
 	// the first frame it sees.
 	if err := t.maps.Members.Put(key, &m); err != nil {
 		return fmt.Errorf("attach member %d: write members map: %w", ifindex, err)
+	}
+	if err := t.learnDevLocked(ifindex); err != nil {
+		return t.undoMember(ifindex, isNew, fmt.Errorf("attach member %d: %w", ifindex, err))
 	}
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
@@ -631,6 +638,7 @@ func (t *Team) MemberStats() (map[int]MemberCounters, error) {
 			c.RxPackets += v.RxPackets
 			c.RxBytes += v.RxBytes
 			c.RxDropped += v.RxDropped
+			c.TxFallback += v.TxFallback
 		}
 		out[int(key)] = c
 	}
@@ -738,10 +746,11 @@ func (t *Team) close() {
 	// Close is a no-op on nil maps and programs (a half-built Team).
 	_ = t.egress.Close()
 	_ = t.ingress.Close()
+	_ = t.learn.Close()
 	for _, m := range t.mapFields() {
 		_ = (*m).Close()
 	}
-	t.maps, t.egress, t.ingress, t.link, t.members = teamMaps{}, nil, nil, nil, map[int]link.Link{}
+	t.maps, t.egress, t.ingress, t.learn, t.link, t.members = teamMaps{}, nil, nil, nil, nil, map[int]link.Link{}
 }
 
 // Destroy detaches all links and removes all pins and the directory. The

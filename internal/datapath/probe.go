@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
@@ -95,4 +97,39 @@ func MountBPFFS(path string) error {
 		return fmt.Errorf("mount bpffs at %s: %w", path, err)
 	}
 	return nil
+}
+
+// ErrNoFailover is wrapped by ProbeFailover's error: the egress program
+// cannot check carrier by itself here, and failover is the control plane's
+// alone.
+var ErrNoFailover = errors.New("in-datapath failover not supported")
+
+// ProbeFailover checks that the egress program with in-datapath failover
+// loads here: it reads members' struct net_device, which needs kernel BTF,
+// the bpf_cast_to_kern_ctx and bpf_rdonly_cast kfuncs and CAP_PERFMON. It
+// loads exactly those programs and closes them. The error wraps
+// ErrNoFailover and names what is missing.
+func ProbeFailover() error {
+	if _, err := btf.LoadKernelSpec(); err != nil {
+		return fmt.Errorf("%w: no kernel BTF: %w", ErrNoFailover, err)
+	}
+	spec, err := loadTeam()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNoFailover, err)
+	}
+	var objs struct {
+		Egress *ebpf.Program `ebpf:"team_egress_fo"`
+		Learn  *ebpf.Program `ebpf:"team_learn_dev"`
+	}
+	err = spec.LoadAndAssign(&objs, nil)
+	if err == nil {
+		_ = objs.Egress.Close()
+		_ = objs.Learn.Close()
+		return nil
+	}
+	var ve *ebpf.VerifierError
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) || (errors.As(err, &ve) && strings.Contains(ve.Error(), "CAP_PERFMON")) {
+		return fmt.Errorf("%w: need CAP_PERFMON to read members' carrier: %w", ErrNoFailover, err)
+	}
+	return fmt.Errorf("%w: %w", ErrNoFailover, err)
 }

@@ -30,20 +30,35 @@ func requireDatapath(t testing.TB) {
 }
 
 // loadTeamForTest loads the programs and maps without pinning or attaching,
-// for BPF_PROG_TEST_RUN.
+// for BPF_PROG_TEST_RUN. The team's egress program is team_egress_fo, the
+// one Create loads as root.
 func loadTeamForTest(t testing.TB, cfg Config) *Team {
 	t.Helper()
+	team, _ := loadEgressesForTest(t, cfg)
+	return team
+}
+
+// loadEgressesForTest is loadTeamForTest that also returns team_egress,
+// the egress program without failover, on the same maps.
+func loadEgressesForTest(t testing.TB, cfg Config) (*Team, *ebpf.Program) {
+	t.Helper()
 	requireDatapath(t)
+	if err := ProbeFailover(); err != nil {
+		t.Fatalf("ProbeFailover as root: %v", err)
+	}
 	var objs teamObjects
 	if err := loadTeamObjects(&objs, nil); err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	team := &Team{maps: objs.teamMaps, egress: objs.TeamEgress, ingress: objs.TeamIngress, members: map[int]link.Link{}}
-	t.Cleanup(func() { _ = team.Close() })
+	team := &Team{maps: objs.teamMaps, egress: objs.TeamEgressFo, ingress: objs.TeamIngress, learn: objs.TeamLearnDev, members: map[int]link.Link{}}
+	t.Cleanup(func() {
+		_ = team.Close()
+		_ = objs.TeamEgress.Close()
+	})
 	if err := team.writeConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
-	return team
+	return team, objs.TeamEgress
 }
 
 func run(t *testing.T, prog *ebpf.Program, frame []byte) (uint32, []byte) {

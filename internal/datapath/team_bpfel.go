@@ -44,38 +44,43 @@ type teamMacKey struct {
 }
 
 type teamMember struct {
-	_     structs.HostLayout
-	Mac   [6]uint8
-	Pad   [2]uint8
-	Flags uint32
+	_        structs.HostLayout
+	Mac      [6]uint8
+	Pad      [2]uint8
+	Flags    uint32
+	Fallback uint32
+	Dev      uint64
 }
 
 type teamMemberCounters struct {
-	_         structs.HostLayout
-	TxPackets uint64
-	TxBytes   uint64
-	RxPackets uint64
-	RxBytes   uint64
-	RxDropped uint64
+	_          structs.HostLayout
+	TxPackets  uint64
+	TxBytes    uint64
+	RxPackets  uint64
+	RxBytes    uint64
+	RxDropped  uint64
+	TxFallback uint64
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	teamMapAffinity     = "affinity"
-	teamMapBucketStats  = "bucket_stats"
-	teamMapBuckets      = "buckets"
-	teamMapConfig       = "config"
-	teamMapEgressDrops  = "egress_drops"
-	teamMapFlowletMoves = "flowlet_moves"
-	teamMapFlowlets     = "flowlets"
-	teamMapMemberStats  = "member_stats"
-	teamMapMembers      = "members"
-	teamMapPlaced       = "placed"
-	teamMapPlacement    = "placement"
-	teamProgTeamEgress  = "team_egress"
-	teamProgTeamIngress = "team_ingress"
+	teamMapAffinity      = "affinity"
+	teamMapBucketStats   = "bucket_stats"
+	teamMapBuckets       = "buckets"
+	teamMapConfig        = "config"
+	teamMapEgressDrops   = "egress_drops"
+	teamMapFlowletMoves  = "flowlet_moves"
+	teamMapFlowlets      = "flowlets"
+	teamMapMemberStats   = "member_stats"
+	teamMapMembers       = "members"
+	teamMapPlaced        = "placed"
+	teamMapPlacement     = "placement"
+	teamProgTeamEgress   = "team_egress"
+	teamProgTeamEgressFo = "team_egress_fo"
+	teamProgTeamIngress  = "team_ingress"
+	teamProgTeamLearnDev = "team_learn_dev"
 )
 
 // loadTeam returns the embedded CollectionSpec for team.
@@ -120,8 +125,10 @@ type teamSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type teamProgramSpecs struct {
-	TeamEgress  *ebpf.ProgramSpec `ebpf:"team_egress"`
-	TeamIngress *ebpf.ProgramSpec `ebpf:"team_ingress"`
+	TeamEgress   *ebpf.ProgramSpec `ebpf:"team_egress"`
+	TeamEgressFo *ebpf.ProgramSpec `ebpf:"team_egress_fo"`
+	TeamIngress  *ebpf.ProgramSpec `ebpf:"team_ingress"`
+	TeamLearnDev *ebpf.ProgramSpec `ebpf:"team_learn_dev"`
 }
 
 // teamMapSpecs contains maps before they are loaded into the kernel.
@@ -206,14 +213,18 @@ type teamVariables struct {
 //
 // It can be passed to loadTeamObjects or ebpf.CollectionSpec.LoadAndAssign.
 type teamPrograms struct {
-	TeamEgress  *ebpf.Program `ebpf:"team_egress"`
-	TeamIngress *ebpf.Program `ebpf:"team_ingress"`
+	TeamEgress   *ebpf.Program `ebpf:"team_egress"`
+	TeamEgressFo *ebpf.Program `ebpf:"team_egress_fo"`
+	TeamIngress  *ebpf.Program `ebpf:"team_ingress"`
+	TeamLearnDev *ebpf.Program `ebpf:"team_learn_dev"`
 }
 
 func (p *teamPrograms) Close() error {
 	return _TeamClose(
 		p.TeamEgress,
+		p.TeamEgressFo,
 		p.TeamIngress,
+		p.TeamLearnDev,
 	)
 }
 

@@ -106,3 +106,22 @@ func Moved(a, b Table) int {
 	}
 	return n
 }
+
+// Heir returns the member of next that holds most of the buckets id holds
+// in prev (the lowest ID on a tie), or 0 when id holds none or next gives
+// them to no member.
+func Heir(prev, next Table, id uint32) uint32 {
+	n := map[uint32]int{}
+	var best uint32
+	for b, owner := range prev {
+		if owner != id || next[b] == 0 {
+			continue
+		}
+		h := next[b]
+		n[h]++
+		if best == 0 || n[h] > n[best] || (n[h] == n[best] && h < best) {
+			best = h
+		}
+	}
+	return best
+}

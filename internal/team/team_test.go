@@ -249,3 +249,24 @@ func TestLacpSpecRoundTrip(t *testing.T) {
 		t.Errorf("defaults %+v", d)
 	}
 }
+
+func TestHeir(t *testing.T) {
+	var prev, next Table
+	for b := range prev {
+		prev[b] = uint32(1 + b%2) // 1 and 2 alternate
+	}
+	next = Assign(prev, []Weighted{{ID: 2}, {ID: 3}, {ID: 4}})
+	// 1's 128 buckets go to 3 and 4 (2 holds its share already), 3 first.
+	if h := Heir(prev, next, 1); h != 3 {
+		t.Errorf("Heir of 1 = %d, want 3 (%v)", h, next)
+	}
+	if h := Heir(prev, next, 2); h != 2 {
+		t.Errorf("Heir of 2, which keeps its buckets = %d, want 2", h)
+	}
+	if h := Heir(prev, next, 5); h != 0 {
+		t.Errorf("Heir of a member without buckets = %d, want 0", h)
+	}
+	if h := Heir(prev, Table{}, 1); h != 0 {
+		t.Errorf("Heir into an empty table = %d, want 0", h)
+	}
+}

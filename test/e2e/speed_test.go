@@ -7,9 +7,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// tunSetCarrier is TUNSETCARRIER, _IOW('T', 226, int), which x/sys lacks.
+const tunSetCarrier = 0x400454e2
+
 // openTap attaches the test to the persistent tap name in the host's
-// namespace, which gives it carrier, until the test ends.
-func (e *env) openTap(name string) {
+// namespace, which gives it carrier, until the test ends. The function
+// returned pulls its cable: the carrier goes off as a NIC driver's would,
+// leaving the kernel's linkwatch to report it (closing the tap's file would
+// report it at once).
+func (e *env) openTap(name string) (pull func()) {
 	e.t.Helper()
 	var fd int
 	err := e.b.Host.Do(func() error {
@@ -28,6 +34,12 @@ func (e *env) openTap(name string) {
 		e.t.Fatalf("attach to tap %s: %v", name, err)
 	}
 	e.t.Cleanup(func() { unix.Close(fd) })
+	return func() {
+		e.t.Helper()
+		if err := unix.IoctlSetPointerInt(fd, tunSetCarrier, 0); err != nil {
+			e.t.Fatalf("pull %s: %v", name, err)
+		}
+	}
 }
 
 // TestSpeedsHonoured teams a 10 Gbit/s veth with a tap set to 1 Gbit/s:

@@ -6,7 +6,9 @@
 //
 // The file is self-contained (no kernel or libbpf headers) so that the
 // generated object depends only on the clang version, which keeps the
-// committed team_bpfel.o reproducible.
+// committed team_bpfel.o reproducible. The few kernel structures it reads
+// are declared below with only the fields it uses: their offsets are
+// relocated against the running kernel's BTF at load (CO-RE).
 //
 // The hash is our own, not skb->hash: it must be identical for every frame of
 // a flow whatever the kernel, NIC or socket did, and it must be predictable
@@ -18,6 +20,7 @@ typedef unsigned int __u32;
 typedef unsigned long long __u64;
 
 #define SEC(name) __attribute__((section(name), used))
+#define __ksym __attribute__((section(".ksyms")))
 #define __always_inline inline __attribute__((always_inline))
 #define __uint(name, val) int(*name)[val]
 #define __type(name, val) typeof(val) *name
@@ -37,6 +40,37 @@ struct __sk_buff {
 	__u32 ingress_ifindex;
 	__u32 ifindex;
 };
+
+// struct net_device and struct sk_buff as far as team_egress_fo and
+// team_learn_dev read them; the loader finds the fields by name in the
+// kernel's BTF.
+struct net_device {
+	unsigned long state;
+	int ifindex;
+} __attribute__((preserve_access_index));
+
+struct sk_buff {
+	struct net_device *dev;
+} __attribute__((preserve_access_index));
+
+// Bits of net_device.state (enum netdev_state_t); their values are
+// relocated too.
+enum netdev_state_t {
+	__LINK_STATE_START,
+	__LINK_STATE_PRESENT,
+	__LINK_STATE_NOCARRIER,
+};
+
+#define BPF_TYPE_ID_TARGET 1
+#define BPF_ENUMVAL_VALUE 1
+#define link_state_bit(name) __builtin_preserve_enum_value(*(typeof(enum netdev_state_t) *)name, BPF_ENUMVAL_VALUE)
+
+// Kfuncs: both are rewritten by the verifier into a register move, so they
+// cost nothing per frame. Loads through bpf_rdonly_cast's pointer are
+// fault-tolerant (a stale pointer reads garbage or zeroes, never crashes)
+// and need CAP_PERFMON, as does storing a kernel pointer in a map.
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 enum {
 	BPF_MAP_TYPE_HASH = 1,
@@ -111,6 +145,15 @@ struct member {
 	__u8 mac[6];
 	__u8 pad[2];
 	__u32 flags;
+	// The member team_egress_fo sends through instead while this one has
+	// no carrier (or is down); 0: none. The control plane writes it with
+	// the bucket table: the member that would take most of this one's
+	// buckets if it failed.
+	__u32 fallback;
+	// The member's struct net_device, as team_learn_dev found it when the
+	// member was attached; 0: unknown, and the member counts as up. It is
+	// trusted only while the device's ifindex is still the key.
+	__u64 dev;
 };
 
 struct member_counters {
@@ -119,6 +162,9 @@ struct member_counters {
 	__u64 rx_packets;
 	__u64 rx_bytes;
 	__u64 rx_dropped;
+	// Of tx_packets, frames this member sent in place of a member that had
+	// no carrier (team_egress_fo).
+	__u64 tx_fallback;
 };
 
 struct counters {
@@ -467,8 +513,59 @@ static __always_inline int is_neigh(struct __sk_buff *skb, const union eth *eth)
 	return type >= ND_ROUTER_SOLICIT && type <= ND_REDIRECT;
 }
 
-SEC("tcx/egress")
-int team_egress(struct __sk_buff *skb)
+// link_down reports whether the member m (ifindex) is known to be down or
+// without carrier. Its device pointer was learned when it was attached; a
+// member deleted since then (the daemon deletes its entry on RTM_DELLINK,
+// but a frame may race that) reads another ifindex, or faults and reads 0,
+// and counts as up: the frame goes where it would have gone anyway.
+static __always_inline int link_down(const struct member *m, __u32 ifindex)
+{
+	struct net_device *dev;
+	unsigned long up = 1UL << link_state_bit(__LINK_STATE_START);
+	unsigned long mask = up | 1UL << link_state_bit(__LINK_STATE_NOCARRIER);
+
+	if (!m->dev)
+		return 0;
+	dev = bpf_rdonly_cast((void *)m->dev, __builtin_btf_type_id(*(struct net_device *)0, BPF_TYPE_ID_TARGET));
+	return dev->ifindex == (int)ifindex && (dev->state & mask) != up;
+}
+
+#define MAX_FALLBACK_HOPS 2
+
+// fall_back returns the first member up along the fallback chain of
+// *ifindex (its entry *m), after MAX_FALLBACK_HOPS at most, and updates
+// *m; 0 when none is (the frame is then sent where it was chosen, and lost
+// as it would be without this check). A fallback need not be in the table:
+// a standby is the fallback of the active members it would replace.
+static __always_inline __u32 fall_back(__u32 ifindex, struct member **m)
+{
+	struct member *cur = *m, *next;
+	__u32 id = ifindex;
+
+	for (int i = 0; i < MAX_FALLBACK_HOPS; i++) {
+		id = cur->fallback;
+		if (!id || id == ifindex)
+			return 0;
+		next = bpf_map_lookup_elem(&members, &id);
+		if (!next)
+			return 0;
+		if (!link_down(next, id)) {
+			*m = next;
+			return id;
+		}
+		cur = next;
+	}
+	return 0;
+}
+
+// egress is team_egress, and with failover team_egress_fo: after every
+// choice of member (bucket, flowlet, placement, pinned port, primary) it
+// checks that member's carrier and sends through its fallback when it has
+// none, so frames keep flowing in the time the control plane takes to hear
+// of the loss and rewrite the table. Coming back to a member is the control
+// plane's decision (up-delay): a member with carrier regained is chosen
+// again only once the control plane puts it back.
+static __always_inline int egress(struct __sk_buff *skb, const int failover)
 {
 	__u32 zero = 0, h, bucket, ifindex, port = 0, tcp = 0;
 	struct member_counters *ms;
@@ -478,7 +575,7 @@ int team_egress(struct __sk_buff *skb)
 	struct member *m = 0;
 	__u32 *target;
 	union eth eth = {};
-	int own, looked = 0;
+	int own, looked = 0, fallen = 0;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
@@ -550,10 +647,23 @@ int team_egress(struct __sk_buff *skb)
 	}
 
 send:
+	// m is already the pinned member's entry when the frame leaves there.
+	if (!m || ifindex != port)
+		m = bpf_map_lookup_elem(&members, &ifindex);
+	if (failover && m && link_down(m, ifindex)) {
+		__u32 fb = fall_back(ifindex, &m);
+
+		if (fb) {
+			ifindex = fb;
+			fallen = 1;
+		}
+	}
+
 	ms = bpf_map_lookup_elem(&member_stats, &ifindex);
 	if (ms) {
 		ms->tx_packets++;
 		ms->tx_bytes += skb->len;
+		ms->tx_fallback += fallen;
 	}
 
 	// Source MAC replacement: the team MAC leaves only through the member
@@ -561,14 +671,41 @@ send:
 	// learning switch never sees either on two ports. bpf_skb_store_bytes
 	// only unclones the skb when it writes, whereas direct packet writes
 	// would make the verifier unclone every cloned skb (every TCP segment)
-	// on entry.
-	// m is already the pinned member's entry when the frame leaves there.
-	if (!m || ifindex != port)
-		m = bpf_map_lookup_elem(&members, &ifindex);
+	// on entry. A frame sent through a fallback is treated as one that
+	// left there: its team MAC or port MAC is replaced by the fallback's
+	// own where the rules say so.
 	if (m && ((own && (m->flags & MEMBER_TX_OWN_MAC)) || (port && port != ifindex)))
 		bpf_skb_store_bytes(skb, 6, m->mac, 6, 0);
 
 	return bpf_redirect(ifindex, 0);
+}
+
+SEC("tcx/egress")
+int team_egress(struct __sk_buff *skb)
+{
+	return egress(skb, 0);
+}
+
+SEC("tcx/egress")
+int team_egress_fo(struct __sk_buff *skb)
+{
+	return egress(skb, 1);
+}
+
+// team_learn_dev records the net_device of the member a test run names (the
+// context's ifindex) in its entry, for team_egress_fo's carrier checks.
+// The datapath runs it once when it attaches a member.
+SEC("tc")
+int team_learn_dev(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	__u32 ifindex = skb->ifindex;
+	struct member *m = bpf_map_lookup_elem(&members, &ifindex);
+
+	if (!m)
+		return TC_ACT_SHOT;
+	m->dev = (__u64)kskb->dev;
+	return TC_ACT_OK;
 }
 
 SEC("tcx/ingress")
