@@ -44,7 +44,7 @@ func TestParse(t *testing.T) {
 func TestParseErrorsNameTheLine(t *testing.T) {
 	for _, c := range []struct {
 		name, file, want string
-		check       func(int, api.NewTeam) error
+		check            func(int, api.NewTeam) error
 	}{
 		{"unknown key", strings.Replace(teams, "upDelay: 2s", "upDelay: 2s\n    upDleay: 3s", 1), "[6:5] unknown field \"upDleay\"", nil},
 		{"wrong type", strings.Replace(teams, "minLinks: 1", "minLinks: many", 1), "[13:15]", nil},
