@@ -20,9 +20,10 @@ func main() {
 	flag.StringVar(&cfg.Socket, "socket", api.DefaultSocket, "API unix socket (root-only)")
 	flag.StringVar(&cfg.StateDir, "state-dir", "/var/lib/nicteam", "where declared teams are persisted (root-only: 0700)")
 	flag.StringVar(&cfg.BPFFS, "bpffs", "/sys/fs/bpf", "bpf filesystem for pinned maps and links (mounted if absent)")
+	flag.StringVar(&cfg.ConfigFile, "config", "", "teams file to apply at start (see nicteam apply); it wins for the teams it names")
 	debug := flag.Bool("debug", false, "log debug messages")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, `usage: nicteamd [--socket PATH] [--state-dir DIR] [--bpffs DIR]
+		fmt.Fprintf(os.Stderr, `usage: nicteamd [--socket PATH] [--state-dir DIR] [--bpffs DIR] [--config FILE]
 
 nicteamd runs NIC teams: one per host or network namespace. Teams and their
 eBPF datapath outlive it; a restarted nicteamd adopts them without a lost

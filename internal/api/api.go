@@ -77,7 +77,7 @@ type NewTeam struct {
 	Standby string   `json:"standby,omitempty"`
 	// The settings; unset, mode SwitchIndependent, algorithm Dynamic,
 	// up-delay 0 and MAC policy auto.
-	SetTeam
+	SetTeam `yaml:",inline"`
 }
 
 // DynamicSettings tune the Dynamic algorithm; empty fields keep the
@@ -110,9 +110,25 @@ type SetTeam struct {
 	Algorithm string `json:"loadBalancingAlgorithm,omitempty"`
 	UpDelay   string `json:"upDelay,omitempty"`
 	MACPolicy string `json:"macPolicy,omitempty"`
-	Notify
-	LacpSettings
-	DynamicSettings
+	// Inlined in a teams file (YAML) as in JSON.
+	Notify          `yaml:",inline"`
+	LacpSettings    `yaml:",inline"`
+	DynamicSettings `yaml:",inline"`
+}
+
+// Apply is the body of an apply request: the teams a file declares, each
+// as `new` takes it. Teams it does not name are left alone, unless Prune.
+type Apply struct {
+	Teams  []NewTeam `json:"teams"`
+	Prune  bool      `json:"prune,omitempty"`  // also remove the teams not named
+	DryRun bool      `json:"dryRun,omitempty"` // only say what would change
+}
+
+// Change is one change an apply makes (or, dry, would make).
+type Change struct {
+	Team   string `json:"team"`
+	Action string `json:"action"`           // create, change, add member, set member active|standby, remove member, remove
+	Member string `json:"member,omitempty"` // the member a member action is about
 }
 
 // Lacp is a team's LACP as `nicteam lacp` shows it.

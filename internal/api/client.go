@@ -153,6 +153,18 @@ func (c *Client) Ports(ctx context.Context, name string) ([]Port, error) {
 	return ps, c.do(ctx, http.MethodGet, teamPath(name, "ports"), nil, &ps)
 }
 
+// Apply makes the daemon's teams what req declares and returns the changes.
+func (c *Client) Apply(ctx context.Context, req Apply) ([]Change, error) {
+	var out []Change
+	return out, c.do(ctx, http.MethodPost, "/v1/apply", req, &out)
+}
+
+// Config returns the declared teams as an apply takes them, by name.
+func (c *Client) Config(ctx context.Context) ([]NewTeam, error) {
+	var out []NewTeam
+	return out, c.do(ctx, http.MethodGet, "/v1/config", nil, &out)
+}
+
 // RemoveTeam removes a team and restores its members.
 func (c *Client) RemoveTeam(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, teamPath(name), nil, nil)

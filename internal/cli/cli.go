@@ -35,6 +35,11 @@ Teams:
   ports NAME            endpoints behind a hyperv-port or dynamic team (container and VM
                         MACs on a bridge above it) and the member each is pinned to
   rm NAME               remove a team and restore its members (Remove-NetLbfoTeam)
+  apply -f FILE [--prune] [--dry-run]
+                        make the teams FILE (YAML, - for stdin) names what it declares:
+                        create them or change them; --prune also removes the teams it does
+                        not name; --dry-run prints the changes and makes none
+  export                print the teams as a file apply takes (settings only, by name)
 
 Members and adapters:
   members [NAME]        show members (Get-NetLbfoTeamMember)
@@ -232,6 +237,10 @@ func (c *command) dispatch(verb string, args []string) error {
 		return c.stats(args)
 	case "lab":
 		return c.lab(args)
+	case "apply":
+		return c.apply(args)
+	case "export":
+		return c.export(args)
 	}
 	return usagef("unknown command %q", verb)
 }

@@ -32,7 +32,10 @@ type Config struct {
 	Socket   string // API socket path
 	StateDir string // where declared teams are persisted
 	BPFFS    string // bpf filesystem mount point; mounted when absent
-	Log      *slog.Logger
+	// ConfigFile is a teams file applied at start (after the persisted
+	// teams are restored): it wins for the teams it names. Empty for none.
+	ConfigFile string
+	Log        *slog.Logger
 }
 
 // Aliases mark the interfaces the daemon made, so listings can tell them apart.
@@ -218,6 +221,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go d.persister(ctx)
 	go d.backstop(ctx)
 	go d.rebalancer(ctx)
+	if d.cfg.ConfigFile != "" {
+		d.applyFile(d.cfg.ConfigFile)
+	}
 
 	srv := d.server()
 	go func() {

@@ -91,6 +91,14 @@ func (d *Daemon) server() *http.Server {
 		}
 		return d.adapters(names)
 	})
+	handle("POST /v1/apply", func(r *http.Request) (any, error) {
+		var req api.Apply
+		if err := decode(r.Body, &req); err != nil {
+			return nil, err
+		}
+		return d.apply(req)
+	})
+	handle("GET /v1/config", func(r *http.Request) (any, error) { return d.declared(), nil })
 	mux.HandleFunc("GET /v1/events", d.serveEvents)
 	guard := newConnGuard(maxConns())
 	return &http.Server{
