@@ -65,6 +65,7 @@ bench: deps build
 # part of test, which runs a short version of it.
 soak: deps build
 	$(BIN)/nicteam-soak -duration 4m
+	NICTEAM_SOAK_CYCLES=1000 $(GO) test -count=1 -v -timeout 10m -run TestDaemonDoesNotLeak ./test/e2e
 
 clean:
 	rm -rf $(BIN)
