@@ -31,17 +31,10 @@ import (
 // All is every disturbance, in the order a round runs them.
 var All = []string{"kill", "flap", "flood", "rename", "full"}
 
-// Pending lists what fails on main today because of bugs that issue 10's
-// other items are fixing; the short run in make test skips these, make
-// soak runs everything. Delete a name once its fix is merged:
-//   - flood: the API can starve the failover path (item 5): a pull under
-//     the flood was once seen noticed 743ms late, with as much traffic lost;
-//   - rename: a renamed member is not followed (item 4);
-//   - full: a change whose state cannot be saved has changed the host
-//     already (item 2);
-//   - links: a daemon that adopted a team at its start still holds BPF
-//     links after the team is removed (item 7).
-var Pending = []string{"flood", "rename", "full", "links"}
+// Pending lists disturbances (and "links") that fail on main because of a
+// bug still being fixed; the short run in make test skips these, make soak
+// runs everything. Add a name while its fix is open, delete it once merged.
+var Pending = []string{}
 
 // checkLinks names the check, at the end, that a daemon holds no BPF link
 // once its last team is removed; Config.Skip may name it.
