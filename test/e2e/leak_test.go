@@ -248,7 +248,10 @@ func TestDaemonDoesNotLeak(t *testing.T) {
 		{"member add/remove cycles", withTeam, afterMembers},
 		{"all cycles and the team's removal", before, end},
 	} {
-		if step.after.fds != step.before.fds || step.after.links != step.before.links {
+		// Growth is a leak. One fewer socket is not: a netlink
+		// subscription the kernel ended (EAGAIN under a burst of events)
+		// is made again, and the sample may fall between the two.
+		if step.after.fds > step.before.fds || step.after.links > step.before.links {
 			t.Errorf("%s: nicteamd went from %v to %v; fds by kind %v to %v", step.what, step.before, step.after, step.before.kinds, step.after.kinds)
 		}
 		if step.after.rss > step.before.rss*110/100 {
