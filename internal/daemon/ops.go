@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -134,7 +135,9 @@ func (d *Daemon) destroyLocked(t *teamRT) error {
 }
 
 func (d *Daemon) remove(name string) error {
-	nics, dps, lerr := d.leftovers() // a link dump: not under the lock
+	nics, lerr := teamNICs() // a link dump: not under the lock
+	dps, perr := d.pinnedTeams()
+	lerr = errors.Join(lerr, perr)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	t, ok := d.teams[name]
@@ -343,7 +346,7 @@ func (d *Daemon) teamViewLocked(t *teamRT) api.Team {
 // teamViews lists the declared teams, then the orphans: what nicteam made
 // that no team declares, so that it can be seen and removed.
 func (d *Daemon) teamViews(name string) ([]api.Team, error) {
-	nics, dps, lerr := d.leftovers() // a link dump: not under the lock
+	dps, lerr := d.pinnedTeams()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []api.Team
@@ -355,7 +358,7 @@ func (d *Daemon) teamViews(name string) ([]api.Team, error) {
 	if lerr != nil {
 		d.log.Warn("list orphans", "err", lerr)
 	}
-	for _, n := range d.orphansLocked(nics, dps) {
+	for _, n := range d.orphansLocked(nil, dps) {
 		if name == "" || n == name {
 			out = append(out, orphanView(n))
 		}

@@ -12,29 +12,39 @@ import (
 	"github.com/nicteam/nicteam/internal/team"
 )
 
-// leftovers lists what nicteam made in this namespace, whether or not the
-// intent declares it: team NICs (by their alias) and pinned datapaths. It
-// dumps links, so it is called without d.mu.
-func (d *Daemon) leftovers() (nics, datapaths []string, err error) {
+// teamNICs lists the interfaces in this namespace that nicteam made as
+// team NICs (by their alias), declared or not. It dumps every link, so it
+// is called without d.mu, and only where it is worth it (rm).
+func teamNICs() ([]string, error) {
 	links, err := host.List()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	var nics []string
 	for _, l := range links {
 		if l.Alias == teamAlias {
 			nics = append(nics, l.Name)
 		}
 	}
+	return nics, nil
+}
+
+// pinnedTeams lists the teams with a datapath pinned for this namespace,
+// declared or not: one directory read, cheap enough for every listing. A
+// team NIC left without pins is no orphan get shows (its state file and
+// its pins would both have to be lost); rm still finds and removes it.
+func (d *Daemon) pinnedTeams() ([]string, error) {
 	entries, err := os.ReadDir(d.pinDir)
 	if err != nil && !os.IsNotExist(err) {
-		return nil, nil, err
+		return nil, err
 	}
+	var out []string
 	for _, e := range entries {
 		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			datapaths = append(datapaths, e.Name())
+			out = append(out, e.Name())
 		}
 	}
-	return nics, datapaths, nil
+	return out, nil
 }
 
 // orphansLocked names the leftovers no team declares: a deleted state
