@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/nicteam/nicteam/internal/host"
 	"github.com/nicteam/nicteam/internal/team"
@@ -106,18 +104,12 @@ func (r record) check() error {
 	if r.MTU < 68 || r.MTU > 65535 {
 		return fmt.Errorf("MTU %d: want 68 to 65535", r.MTU)
 	}
-	if err := team.ValidateName(r.Spec.Name); err != nil {
-		return err
-	}
-	if len(r.Spec.Members) == 0 {
-		return errors.New("no members")
-	}
-	for _, m := range slices.Concat(r.Spec.MemberNames(), slices.Collect(maps.Keys(r.Saved))) {
-		if err := team.ValidateName(m); err != nil {
-			return fmt.Errorf("member: %w", err)
+	for n := range r.Saved {
+		if err := team.ValidateMemberName(n); err != nil {
+			return fmt.Errorf("saved settings: %w", err)
 		}
 	}
-	return r.Spec.Supported()
+	return r.Spec.Validate()
 }
 
 // saveState replaces the state file atomically: a crash leaves either the

@@ -84,6 +84,9 @@ func checkIfName(what, name string) error {
 // ValidateName checks a team name before anything else is looked at.
 func ValidateName(name string) error { return checkIfName("team name", name) }
 
+// ValidateMemberName checks a member's (or former member's) name alone.
+func ValidateMemberName(name string) error { return checkIfName("member name", name) }
+
 // Supported refuses enum values outside the known ones: decoding refuses
 // unknown names already, so this guards Go callers that build a Spec.
 func (s *Spec) Supported() error {
