@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nicteam/nicteam/internal/api"
 	"github.com/nicteam/nicteam/internal/config"
@@ -122,16 +123,10 @@ func exportOf(s team.Spec) api.NewTeam {
 	}
 	set := &nt.SetTeam
 	set.Mode, set.Algorithm, set.MACPolicy = s.Mode.String(), s.Algorithm.String(), s.MACPolicy.String()
-	duration := func(v interface{ String() string }, zero bool) string {
-		if zero {
-			return ""
-		}
-		return v.String()
-	}
-	set.UpDelay = duration(s.UpDelay, s.UpDelay == 0)
+	set.UpDelay = unlessZero(s.UpDelay)
 	set.NotifyCount = s.Notify.Count
-	set.NotifyInterval = duration(s.Notify.Interval, s.Notify.Interval == 0)
-	set.VerifyTimeout = duration(s.Notify.Verify, s.Notify.Verify == 0)
+	set.NotifyInterval = unlessZero(s.Notify.Interval)
+	set.VerifyTimeout = unlessZero(s.Notify.Verify)
 	if s.Mode == team.Lacp || s.Lacp.Timer != 0 {
 		set.LacpTimer = s.Lacp.Timer.String()
 	}
@@ -139,9 +134,18 @@ func exportOf(s team.Spec) api.NewTeam {
 	if s.MinLinks > 0 {
 		set.MinLinks = &s.MinLinks
 	}
-	set.FlowletGap = duration(s.Dynamic.FlowletGap, s.Dynamic.FlowletGap == 0)
-	set.RebalanceInterval = duration(s.Dynamic.Interval, s.Dynamic.Interval == 0)
+	set.FlowletGap = unlessZero(s.Dynamic.FlowletGap)
+	set.RebalanceInterval = unlessZero(s.Dynamic.Interval)
 	return nt
+}
+
+// unlessZero spells a duration as parseSpec takes it; zero, the default,
+// is left out.
+func unlessZero(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
 }
 
 // applyFile applies a teams file at start: the file wins for the teams it

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -135,18 +134,13 @@ func (d *Daemon) destroyLocked(t *teamRT) error {
 }
 
 func (d *Daemon) remove(name string) error {
-	nics, lerr := teamNICs() // a link dump: not under the lock
-	dps, perr := d.pinnedTeams()
-	lerr = errors.Join(lerr, perr)
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	t, ok := d.teams[name]
 	if !ok {
-		if lerr != nil {
-			return fmt.Errorf("remove team %s: %w", name, lerr)
-		}
-		return d.removeOrphanLocked(name, d.orphansLocked(nics, dps))
+		d.mu.Unlock()
+		return d.removeOrphan(name)
 	}
+	defer d.mu.Unlock()
 	if err := d.destroyLocked(t); err != nil {
 		return fmt.Errorf("remove team %s: %w", name, err)
 	}

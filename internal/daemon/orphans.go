@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -58,11 +59,19 @@ func orphanView(name string) api.Team {
 	return api.Team{Name: name, TeamNics: name, Members: []string{}, Status: team.Down, Orphaned: true}
 }
 
-// removeOrphanLocked takes an orphan's NIC and pins away. Its members'
+// removeOrphan takes an orphan's NIC and pins away. Looking for them
+// dumps links, so it is done before d.mu is taken. The orphan's members'
 // settings from before were never saved (or were lost with the state
 // file), so they stay as they are.
-func (d *Daemon) removeOrphanLocked(name string, orphans []string) error {
-	if !slices.Contains(orphans, name) {
+func (d *Daemon) removeOrphan(name string) error {
+	nics, err := teamNICs()
+	dps, perr := d.pinnedTeams()
+	if err := errors.Join(err, perr); err != nil {
+		return fmt.Errorf("remove team %s: %w", name, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !slices.Contains(d.orphansLocked(nics, dps), name) {
 		return notFound("no team %q", name)
 	}
 	t := newTeamRT(record{Spec: team.Spec{Name: name}, Removing: true})
