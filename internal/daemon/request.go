@@ -17,23 +17,32 @@ import (
 // answers 413.
 var errTooLarge = fmt.Errorf("request body larger than %d bytes (1 MiB)", api.MaxRequestBody)
 
-// decode reads exactly one JSON value into v: unknown fields and anything
-// after the value are refused, so a request means one thing only.
-func decode(body io.Reader, v any) error {
-	dec := json.NewDecoder(body)
+// decodeOne reads exactly one JSON value into v: unknown fields and
+// anything after the value are refused, so a request, or the state file,
+// means one thing only.
+func decodeOne(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	var tooLarge *http.MaxBytesError
-	if err == nil {
-		if _, err = dec.Token(); err == io.EOF {
-			return nil
-		}
-		if !errors.As(err, &tooLarge) {
-			err = errors.New("more than one JSON value (data after the object)")
-		}
+	if err := dec.Decode(v); err != nil {
+		return err
 	}
+	switch _, err := dec.Token(); {
+	case err == io.EOF:
+		return nil
+	case err != nil && !errors.As(err, new(*json.SyntaxError)):
+		return err // a read error, such as a body over the limit
+	}
+	return errors.New("more than one JSON value (data after the object)")
+}
+
+// decode reads a request body with decodeOne; what it refuses is the
+// request's fault.
+func decode(body io.Reader, v any) error {
+	err := decodeOne(body, v)
 	switch {
-	case errors.As(err, &tooLarge):
+	case err == nil:
+		return nil
+	case errors.As(err, new(*http.MaxBytesError)):
 		return errTooLarge
 	case err == io.EOF:
 		return team.Invalid(errors.New("bad request body: empty; want a JSON object"))

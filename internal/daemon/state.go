@@ -74,13 +74,8 @@ func loadState(dir string) ([]record, error) {
 // reconciled to, so nothing in it is taken on trust.
 func decodeState(b []byte) ([]record, error) {
 	var sf stateFile
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sf); err != nil {
+	if err := decodeOne(bytes.NewReader(b), &sf); err != nil {
 		return nil, err
-	}
-	if dec.More() {
-		return nil, errors.New("trailing data after the state")
 	}
 	if sf.Version != stateVersion {
 		return nil, fmt.Errorf("version %d, this nicteamd understands %d", sf.Version, stateVersion)

@@ -106,3 +106,16 @@ func normalize(recs []record) []record {
 	}
 	return out
 }
+
+// TestStateRefusesTrailingData checks that a state file is one JSON value:
+// a stray bracket after it is as wrong as a second value.
+func TestStateRefusesTrailingData(t *testing.T) {
+	for _, tail := range []string{"]", "}", `{"version":1}`, "x"} {
+		if _, err := decodeState([]byte(`{"version":1,"teams":[]}` + tail)); err == nil {
+			t.Errorf("state followed by %q accepted", tail)
+		}
+	}
+	if _, err := decodeState([]byte("{\"version\":1,\"teams\":[]}\n")); err != nil {
+		t.Errorf("state with a final newline refused: %v", err)
+	}
+}
