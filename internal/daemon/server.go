@@ -269,7 +269,7 @@ func fail(w http.ResponseWriter, err error) {
 		// The kernel refused what the request asked of an interface
 		// (an MTU its driver cannot take, say): the message says what.
 		code = http.StatusBadRequest
-	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT), errors.Is(err, unix.EROFS):
+	case errors.Is(err, errNotSaved):
 		// The intent could not be saved, so nothing changed: the
 		// state directory's disk, not the request, is at fault.
 		code = http.StatusInsufficientStorage

@@ -126,26 +126,36 @@ func encodeState(teams []record) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+// errNotSaved matches a failed write of the state file: the change it was
+// written for was not made, and the disk, not the request, is at fault.
+var errNotSaved = errors.New("state not saved")
+
+type saveError struct{ err error }
+
+func (e saveError) Error() string        { return "save state: " + e.err.Error() }
+func (e saveError) Unwrap() error        { return e.err }
+func (e saveError) Is(target error) bool { return target == errNotSaved }
+
 // writeState replaces the state file with b atomically.
 func writeState(dir string, b []byte) error {
 	f, err := os.CreateTemp(dir, ".teams-*.json")
 	if err != nil {
-		return fmt.Errorf("save state: %w", err)
+		return saveError{err}
 	}
 	defer os.Remove(f.Name())
 	if _, err := f.Write(b); err != nil {
 		f.Close()
-		return fmt.Errorf("save state: %w", err)
+		return saveError{err}
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("save state: %w", err)
+		return saveError{err}
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("save state: %w", err)
+		return saveError{err}
 	}
 	if err := os.Rename(f.Name(), statePath(dir)); err != nil {
-		return fmt.Errorf("save state: %w", err)
+		return saveError{err}
 	}
 	return nil
 }
