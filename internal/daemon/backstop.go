@@ -23,6 +23,7 @@ func (d *Daemon) backstop(ctx context.Context) {
 	defer c.Close()
 	type member struct {
 		name    string
+		index   int
 		carrier bool
 	}
 	veth := map[int]bool{} // by ifindex: whether the member is a veth
@@ -53,7 +54,7 @@ func (d *Daemon) backstop(ctx context.Context) {
 					veth[idx] = isVeth
 				}
 				if !isVeth {
-					watched = append(watched, member{name, t.links[name].Carrier})
+					watched = append(watched, member{name, idx, t.links[name].Carrier})
 				}
 			}
 		}
@@ -62,7 +63,9 @@ func (d *Daemon) backstop(ctx context.Context) {
 		for _, m := range watched {
 			carrier, err := c.Read(m.name)
 			if err == nil && carrier != m.carrier {
-				d.linkChanged(host.Link{Name: m.name})
+				// linkChanged reads the link by its ifindex, as a
+				// netlink notification names it.
+				d.linkChanged(host.Link{Name: m.name, Index: m.index})
 			}
 		}
 	}

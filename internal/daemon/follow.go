@@ -284,12 +284,18 @@ func (d *Daemon) rebuildNICLocked(t *teamRT) {
 	t.index, t.nicDown = 0, false
 	t.eval = team.Evaluation{}
 	t.ports, t.bridge, t.balancer = nil, 0, nil
-	if _, err := d.reconcileLocked(t); err != nil || t.dp == nil {
+	_, err := d.reconcileLocked(t)
+	if t.dp == nil {
 		d.log.Error("rebuild team NIC", "team", name, "err", err)
 		d.events.add(name, api.EventTeamNicDeleted, "", fmt.Sprintf("rebuilding %s failed: %v; the team is Down until nicteamd restarts", name, err))
 		return
 	}
+	// Built in part (a member that would not join) or whole: the status
+	// is derived from what carries, never left at the zero Up.
 	d.settleLocked(t)
+	if err != nil {
+		d.log.Error("rebuild team NIC", "team", name, "err", err)
+	}
 	d.events.add(name, api.EventTeamNicRebuilt, "", fmt.Sprintf("ifindex %d, status %s; %d addresses and %d routes put back", t.index, t.eval.Status, len(t.rec.IP.Addrs), len(t.rec.IP.Routes)))
 }
 
