@@ -156,6 +156,11 @@ func measureContention(ctx context.Context, cfg Config, bin string, log io.Write
 			}
 		}
 	}
+	// Clients that died (no curl, a wrong socket) would make every
+	// hammered pull an idle one, and the ratio meaningless.
+	if hammered := res.Loads[1]; hammered.Requests == 0 {
+		return nil, fmt.Errorf("measure contention: the API clients had no request answered in %d hammered pulls", len(hammered.Pulls))
+	}
 	res.summarize()
 	return res, nil
 }
@@ -399,6 +404,6 @@ func writeContention(b *strings.Builder, c *Contention) {
 	b.WriteString("What bounds it: the CPU the listings cost the daemon itself. Its threads run at the default " +
 		"priority whoever asked, and a listing of every interface is a netlink dump of them all, parsed, and a " +
 		"large JSON answer; the daemon runs one listing at a time, so they keep at most one core from the event " +
-		"that reports the pulled cable, which on this 2-core machine still waits for the Go scheduler and the " +
+		"that reports the pulled cable, which on a machine of few cores still waits for the Go scheduler and the " +
 		"kernel's RTNL lock that the dumps take.\n\n")
 }
